@@ -1,0 +1,5 @@
+"""python -m genrec"""
+
+from .cli import main
+
+raise SystemExit(main())

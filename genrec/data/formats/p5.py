@@ -1,0 +1,58 @@
+"""P5 format (TIGER / P5 / LETTER data): `sequential_data.txt` (`user item item ...`) + `datamaps.json`.
+
+Item text lives in a separate JSON file (`--item-text`, or the folder's single `*item_text.json` /
+`*.item.json`). Internal item ids follow the P5 ids, so internal id k is P5 id k+1 (= LETTER / LC-Rec id k).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..dataset import RecDataset
+from ..errors import DataError
+from ..io import find_one, iter_lines, load_json
+from .common import align_text, discover, items_with_text, read_text_table
+
+
+def load_p5(path: str | Path, item_text: str | Path | None = None, name: str | None = None) -> RecDataset:
+    path = Path(path)
+    folder = path.parent if path.is_file() else path
+    seq_file = path if path.is_file() else find_one(folder, ["sequential_data.txt", "*sequential*.txt"], "sequence")
+    maps_file = find_one(folder, ["datamaps.json"], "datamaps", required=False)
+    maps = load_json(maps_file) if maps_file else {}
+    id2item = {str(k): str(v) for k, v in maps.get("id2item", {}).items()}
+    id2user = {str(k): str(v) for k, v in maps.get("id2user", {}).items()}
+
+    if len(set(id2user.values())) != len(id2user):
+        raise DataError(f"{maps_file}: id2user maps two P5 users to the same original id")
+    users, items, seen = [], [], {}
+    for number, line in iter_lines(seq_file):
+        tokens = line.split()
+        if len(tokens) < 2:
+            raise DataError(f"{seq_file}: line {number} has a user but no items")
+        if tokens[0] in seen:
+            raise DataError(f"{seq_file}: user {tokens[0]!r} on line {number} already has line {seen[tokens[0]]}")
+        seen[tokens[0]] = number
+        if id2item and (bad := [t for t in tokens[1:] if t not in id2item]):
+            raise DataError(f"{seq_file}: line {number}: item {bad[0]!r} is not in {maps_file.name} id2item")
+        users += [tokens[0]] * (len(tokens) - 1)
+        items += tokens[1:]
+    frame = pd.DataFrame({"user_id": [id2user.get(u, u) for u in users], "item_id": items})
+
+    ids = sorted(set(id2item) | set(items), key=_numeric)
+    text_file = Path(item_text) if item_text else discover(folder, ("*item_text.json", "*.item.json"))
+    text = {}
+    if text_file:
+        table = read_text_table(text_file)
+        text = align_text(ids, table, text_file, asin_of=id2item or None)
+    catalogue = items_with_text(ids, text)  # keyed by P5 id for now, renamed below
+    for item in catalogue:
+        item["item_id"] = id2item.get(item["item_id"], item["item_id"])
+    frame["item_id"] = [id2item.get(i, i) for i in items]
+    return RecDataset.from_records(catalogue, frame, name or folder.name, {"format": "p5", "source": str(folder)})
+
+
+def _numeric(key: str):
+    return (0, int(key), "") if key.isdigit() else (1, 0, key)

@@ -1,0 +1,1 @@
+"""Item codebooks: text embeddings -> quantizer -> unique semantic IDs."""

@@ -1,0 +1,1 @@
+"""Multi-task SFT data builders (LC-Rec task family)."""
