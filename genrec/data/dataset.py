@@ -69,7 +69,7 @@ class RecDataset:
         interactions: pd.DataFrame,
         name: str,
         meta: dict | None = None,
-    ) -> "RecDataset":
+    ) -> RecDataset:
         """Validate, index and sort raw records.
 
         `interactions` has columns user_id, item_id and optionally timestamp (file order otherwise).
@@ -118,7 +118,7 @@ class RecDataset:
         return cls._indexed(item_frame, inter, name, meta)
 
     @classmethod
-    def _indexed(cls, item_frame: pd.DataFrame, inter: pd.DataFrame, name: str, meta: dict) -> "RecDataset":
+    def _indexed(cls, item_frame: pd.DataFrame, inter: pd.DataFrame, name: str, meta: dict) -> RecDataset:
         """Integer ids (items in item-table order, users in order of first appearance) and sorted rows."""
         item_frame = _text_as_objects(item_frame.reset_index(drop=True))
         item_of = pd.Series(np.arange(len(item_frame)), index=item_frame["item_id"])
@@ -135,7 +135,7 @@ class RecDataset:
             log.warning("%s: %d of %d items have no text", name, missing, len(item_frame))
         return cls(item_frame, pd.DataFrame({"user_id": user_ids}), frame, name, meta)
 
-    def subset(self, keep: np.ndarray, note: str) -> "RecDataset":
+    def subset(self, keep: np.ndarray, note: str) -> RecDataset:
         """A new dataset with only the interactions where `keep` is true, re-indexed."""
         rows = self.interactions[keep]
         used_items = np.unique(rows["item"].to_numpy())
@@ -169,7 +169,7 @@ class RecDataset:
                 shutil.rmtree(tmp)
         return out_dir
 
-    def to_hf(self) -> "datasets.DatasetDict":
+    def to_hf(self) -> datasets.DatasetDict:
         """The three tables as a `datasets.DatasetDict` (items, users, interactions)."""
         return datasets.DatasetDict({
             "items": datasets.Dataset.from_pandas(self.items, preserve_index=False),
@@ -178,7 +178,7 @@ class RecDataset:
         })
 
     @classmethod
-    def load(cls, data_dir: str | Path) -> "RecDataset":
+    def load(cls, data_dir: str | Path) -> RecDataset:
         data_dir = Path(data_dir)
         missing = [f for f in FILES if not (data_dir / f).is_file()]
         if missing:

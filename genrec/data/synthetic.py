@@ -114,8 +114,11 @@ def make_synthetic(cfg: SyntheticConfig | None = None) -> RecDataset:
     rng = np.random.default_rng(cfg.seed)
     catalogue = _catalogue(cfg, rng)
     departments = list(DEPARTMENTS)
-    by_slot = {key: np.flatnonzero((catalogue["journey"] == key[0]).to_numpy() & (catalogue["step"] == key[1]).to_numpy())
-               for key in catalogue[["journey", "step"]].drop_duplicates().itertuples(index=False, name=None)}
+    slots = list(zip(catalogue["journey"], catalogue["step"]))
+    by_slot: dict[tuple[str, int], np.ndarray] = {}
+    for index, slot in enumerate(slots):
+        by_slot.setdefault(slot, []).append(index)
+    by_slot = {slot: np.asarray(indices) for slot, indices in by_slot.items()}
     journeys_of = {d: list(DEPARTMENTS[d]) for d in departments}
     popularity = catalogue["popularity"].to_numpy()
     brands, tiers = catalogue["brand"].to_numpy(), catalogue["tier"].to_numpy()

@@ -82,7 +82,8 @@ def test_save_replaces_atomically(tmp_path):
 
 def test_sequences_match_a_groupby():
     rng = np.random.default_rng(0)
-    inter = pd.DataFrame({"user_id": rng.integers(0, 30, 400).astype(str), "item_id": rng.integers(0, 50, 400).astype(str),
+    inter = pd.DataFrame({"user_id": rng.integers(0, 30, 400).astype(str),
+                          "item_id": rng.integers(0, 50, 400).astype(str),
                           "timestamp": rng.integers(0, 1000, 400)})
     ds = RecDataset.from_records(None, inter, "t")
     item_of = ds.item_index()

@@ -36,7 +36,8 @@ def test_movielens_100k(tmp_path):
 
 def test_movielens_1m(tmp_path):
     (tmp_path / "ratings.dat").write_text("1::5::4::978300760\n1::7::3::978300000\n")
-    (tmp_path / "movies.dat").write_bytes("5::Café (1999)::Drama|Romance\n7::Up (2009)::Animation\n".encode("latin-1"))
+    movies = "5::Café (1999)::Drama|Romance\n7::Up (2009)::Animation\n"
+    (tmp_path / "movies.dat").write_bytes(movies.encode("latin-1"))
     ds = load_format("movielens", tmp_path)
     assert _seqs(ds) == {"1": ["7", "5"]}
     assert list(_item(ds, "5")["categories"]) == ["Drama", "Romance"] and _item(ds, "5")["title"] == "Café (1999)"
@@ -71,8 +72,8 @@ def test_amazon_2014_ratings_and_python_literal_meta(tmp_path):
     (tmp_path / "ratings_Beauty.csv").write_text("AUSER1,B000000001,5.0,200\nAUSER1,B000000002,4.0,100\n"
                                                   "AUSER2,B000000001,3.0,50\nAUSER2,B0000000ZZ,3.0,60\n")
     _gz(tmp_path / "meta_Beauty.json.gz", [
-        "{'asin': 'B000000001', 'title': 'Rose &amp; Honey Soap', 'categories': [['Beauty', 'Bath'], ['Beauty', 'Soap']], "
-        "'brand': 'Acme', 'description': 'Gentle.'}",
+        "{'asin': 'B000000001', 'title': 'Rose &amp; Honey Soap', "
+        "'categories': [['Beauty', 'Bath'], ['Beauty', 'Soap']], 'brand': 'Acme', 'description': 'Gentle.'}",
         "{'asin': 'B000000002', 'title': 'Shea Lotion', 'categories': [['Beauty']]}",
     ])
     ds = load_format("amazon", tmp_path)
@@ -111,8 +112,10 @@ def test_amazon_reviews_missing_field(tmp_path):
 
 
 def test_amazon2023_jsonl(tmp_path):
-    reviews = [{"rating": 5.0, "user_id": "U1", "asin": "B0CHILD001", "parent_asin": "B0PARENT01", "timestamp": 1700000000500},
-               {"rating": 4.0, "user_id": "U1", "asin": "B0CHILD002", "parent_asin": "B0PARENT02", "timestamp": 1600000000000}]
+    reviews = [
+        {"rating": 5.0, "user_id": "U1", "asin": "B0CHILD001", "parent_asin": "B0PARENT01", "timestamp": 1700000000500},
+        {"rating": 4.0, "user_id": "U1", "asin": "B0CHILD002", "parent_asin": "B0PARENT02", "timestamp": 1600000000000},
+    ]
     (tmp_path / "All_Beauty.jsonl").write_text("\n".join(json.dumps(r) for r in reviews) + "\n")
     meta = [{"parent_asin": "B0PARENT01", "title": "Lip Balm", "description": ["Soft"], "categories": [],
              "store": "Balmy", "main_category": "All Beauty"},
@@ -205,7 +208,8 @@ def test_unisrec_rebuilds_full_sequences(tmp_path):
     (tmp_path / "Sci.valid.inter").write_text(header + "0\t1 2 3\t4\n1\t2\t3\n")
     (tmp_path / "Sci.test.inter").write_text(header + "0\t1 2 3 4\t5\n1\t2 3\t1\n")
     (tmp_path / "Sci.item2index").write_text("".join(f"A{i}\t{i}\n" for i in range(1, 6)))
-    (tmp_path / "Sci.text").write_text("item_id:token\ttext:token_seq\n" + "".join(f"A{i}\titem {i}\n" for i in range(1, 6)))
+    texts = "".join(f"A{i}\titem {i}\n" for i in range(1, 6))
+    (tmp_path / "Sci.text").write_text("item_id:token\ttext:token_seq\n" + texts)
     ds = load_format("recbole", tmp_path)
     assert _seqs(ds) == {"0": ["A1", "A2", "A3", "A4", "A5"], "1": ["A2", "A3", "A1"]}
     assert _item(ds, "A3")["description"] == "item 3"
@@ -246,7 +250,8 @@ def test_wrong_columns(tmp_path):
 
 def test_empty_text_fields_become_missing(tmp_path, caplog):
     (tmp_path / "Arts.inter.json").write_text(json.dumps({"0": [0, 1]}))
-    (tmp_path / "Arts.item.json").write_text(json.dumps({"0": {"title": "  ", "description": ""}, "1": {"title": "ok"}}))
+    items = {"0": {"title": "  ", "description": ""}, "1": {"title": "ok"}}
+    (tmp_path / "Arts.item.json").write_text(json.dumps(items))
     with caplog.at_level(logging.WARNING, logger="genrec.data"):
         ds = load_format("lcrec", tmp_path)
     assert ds.items["title"][0] is None and "1 of 2 items have no text" in caplog.text
