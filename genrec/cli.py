@@ -11,13 +11,13 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from .data import LOADERS, DataError
 
 # Steps whose implementation lands with a later issue: they are listed so `genrec --help` shows the whole
 # pipeline, and say plainly that they are not available yet.
 _PLANNED = {
-    "codebook": "step 1: build the item codebook (semantic IDs) from item text",
     "tasks": "build multi-task SFT data from a dataset and its semantic IDs",
     "finetune": "step 2: finetune a causal LM on the SFT data",
     "recommend": "step 3: top-k items by constrained beam search",
@@ -71,6 +71,42 @@ def _demo(args) -> int:
     return 0
 
 
+def _codebook_build(args) -> int:
+    from dataclasses import asdict
+
+    from semid.codebook import CodebookConfig, build_codebook, plot_usage
+    from semid.rqvae import RQVAETrainConfig
+
+    from .data import RecDataset
+
+    dataset = RecDataset.load(args.data)
+    cfg = CodebookConfig(quantizer=args.quantizer, levels=tuple(int(v) for v in args.levels.split(",")),
+                         seed=args.seed, fields=tuple(args.fields.split(",")), missing_text=args.missing_text,
+                         encoder=args.encoder, encoder_kind=args.encoder_kind,
+                         train=RQVAETrainConfig(epochs=args.epochs), uniform_mapping=not args.no_uniform_mapping)
+    embeddings = None
+    if args.embeddings:
+        import numpy as np
+
+        embeddings = np.load(args.embeddings)
+    tokenizer, stats = build_codebook(dataset, cfg, cache_dir=args.cache, embeddings=embeddings)
+    out = Path(args.out)
+    tokenizer.save_pretrained(out)
+    stats["config"] = asdict(cfg)
+    (out / "stats.json").write_text(json.dumps(stats, indent=2))
+    plot_usage(tokenizer.codes, tokenizer.level_sizes, out / "code_usage.png")
+    print(f"{stats['items']:,} items -> {stats['unique_codes']:,} unique IDs of {len(stats['level_sizes'])} codes "
+          f"({'x'.join(map(str, stats['level_sizes']))}) with {cfg.quantizer} in {stats['seconds']:.0f} s")
+    print(f"collisions: {stats['collision_rate_before']:.2%} from the quantizer, "
+          f"{stats['collision_rate_after_uniform_mapping']:.2%} after uniform mapping, {stats['collision_rate']:.2%} "
+          f"after the uniqueness step ({stats['items_moved']} items moved)")
+    print("code usage per level: " + ", ".join(f"{u:.0%}" for u in stats["level_usage"])
+          + "; perplexity: " + ", ".join(f"{p:.0f}" for p in stats["level_perplexity"])
+          + f"; reconstruction MSE {stats['recon_mse']:.4f}")
+    print(f"saved to {out} (stats.json, code_usage.png)")
+    return 0
+
+
 def _planned(name: str):
     def run(args) -> int:
         print(f"genrec {name}: not available in this version yet ({_PLANNED[name]}).", file=sys.stderr)
@@ -109,6 +145,27 @@ def build_parser() -> argparse.ArgumentParser:
                                        "category such as All_Beauty")
     download.add_argument("--out", required=True)
     download.set_defaults(run=_download)
+
+    codebook = steps.add_parser("codebook", help="step 1: item codebook (semantic IDs) from item text")
+    codebook_cmds = codebook.add_subparsers(dest="codebook_command", required=True, metavar="ACTION")
+    build = codebook_cmds.add_parser("build", help="embed item text, train a quantizer, write unique semantic IDs")
+    build.add_argument("--data", required=True, help="a dataset folder from `genrec data prepare`")
+    build.add_argument("--out", required=True, help="output folder for the SemanticIdTokenizer")
+    build.add_argument("--quantizer", choices=["rqvae", "rqkmeans"], default="rqvae")
+    build.add_argument("--levels", default="256,256,256", help="codebook size per level")
+    build.add_argument("--epochs", type=int, default=300, help="RQ-VAE epochs at most (early stopping)")
+    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--fields", default="title,brand,categories,description", help="item fields in the text")
+    build.add_argument("--missing-text", choices=["placeholder", "error"], default="placeholder",
+                       help="items without text: their id stands in (counted), or fail")
+    build.add_argument("--encoder", default="sentence-transformers/all-MiniLM-L6-v2")
+    build.add_argument("--encoder-kind", choices=["sentence-transformers", "mean-pool"], default="sentence-transformers",
+                       help="mean-pool: any transformers model, masked mean of the last layer (LC-Rec)")
+    build.add_argument("--embeddings", help="a precomputed (items, dim) .npy instead of encoding text")
+    build.add_argument("--cache", default=str(Path.home() / ".cache" / "genrec" / "embeddings"),
+                       help="embedding cache folder")
+    build.add_argument("--no-uniform-mapping", action="store_true", help="skip LC-Rec's Sinkhorn step")
+    build.set_defaults(run=_codebook_build)
 
     for name, text in _PLANNED.items():
         steps.add_parser(name, help=f"{text} (not available yet)", description=text).set_defaults(run=_planned(name))
