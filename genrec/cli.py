@@ -159,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--missing-text", choices=["placeholder", "error"], default="placeholder",
                        help="items without text: their id stands in (counted), or fail")
     build.add_argument("--encoder", default="sentence-transformers/all-MiniLM-L6-v2")
-    build.add_argument("--encoder-kind", choices=["sentence-transformers", "mean-pool"], default="sentence-transformers",
+    build.add_argument("--encoder-kind", choices=["sentence-transformers", "mean-pool"],
+                       default="sentence-transformers",
                        help="mean-pool: any transformers model, masked mean of the last layer (LC-Rec)")
     build.add_argument("--embeddings", help="a precomputed (items, dim) .npy instead of encoding text")
     build.add_argument("--cache", default=str(Path.home() / ".cache" / "genrec" / "embeddings"),

@@ -99,7 +99,8 @@ class MeanPoolEncoder:
     @torch.no_grad()
     def encode(self, texts: list[str]) -> np.ndarray:
         out = []
-        for start in tqdm(range(0, len(texts), self.batch_size), desc="embedding", disable=len(texts) <= self.batch_size):
+        starts = range(0, len(texts), self.batch_size)
+        for start in tqdm(starts, desc="embedding", disable=len(starts) == 1):
             batch = self.tokenizer(texts[start : start + self.batch_size], padding=True, truncation=True,
                                    max_length=self.max_length, return_tensors="pt").to(self.device)
             hidden = self.model(**batch).last_hidden_state

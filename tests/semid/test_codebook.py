@@ -26,7 +26,8 @@ def test_level_stats_by_hand():
 @pytest.mark.parametrize("quantizer", ["rqkmeans", "rqvae"])
 def test_many_identical_items_still_get_unique_ids(quantizer):
     rng = np.random.default_rng(0)
-    emb = np.concatenate([np.tile(rng.normal(size=(1, 24)), (150, 1)), rng.normal(size=(250, 24))]).astype(np.float32)
+    copies = np.tile(rng.normal(size=(1, 24)), (150, 1))
+    emb = np.concatenate([copies, rng.normal(size=(250, 24))]).astype(np.float32)
     cfg = CodebookConfig(quantizer=quantizer, levels=(8, 8, 8), train=RQVAETrainConfig(epochs=10, batch_size=128))
     tok, stats = build_codebook(_dataset(400), cfg, embeddings=emb)
     assert stats["collision_rate"] == 0.0 and stats["unique_codes"] == 400
@@ -39,8 +40,8 @@ def test_same_seed_gives_identical_codes_and_other_seed_differs():
     cfg = CodebookConfig(levels=(16, 16, 16), train=RQVAETrainConfig(epochs=15, batch_size=128))
     a, _ = build_codebook(_dataset(500), cfg, embeddings=emb)
     b, _ = build_codebook(_dataset(500), cfg, embeddings=emb)
-    c, _ = build_codebook(_dataset(500), CodebookConfig(levels=(16, 16, 16), seed=1,
-                                                       train=RQVAETrainConfig(epochs=15, batch_size=128)), embeddings=emb)
+    other = CodebookConfig(levels=(16, 16, 16), seed=1, train=RQVAETrainConfig(epochs=15, batch_size=128))
+    c, _ = build_codebook(_dataset(500), other, embeddings=emb)
     assert a.codes.tobytes() == b.codes.tobytes() and a.codes.tobytes() != c.codes.tobytes()
 
 
@@ -50,7 +51,8 @@ def test_bad_inputs():
     with pytest.raises(DataError, match="shape"):
         build_codebook(_dataset(5), CodebookConfig(levels=(4, 4)), embeddings=np.zeros((4, 3), dtype=np.float32))
     with pytest.raises(DataError, match="unknown quantizer"):
-        build_codebook(_dataset(5), CodebookConfig(quantizer="pq", levels=(4, 4)), embeddings=np.zeros((5, 3), np.float32))
+        build_codebook(_dataset(5), CodebookConfig(quantizer="pq", levels=(4, 4)),
+                       embeddings=np.zeros((5, 3), np.float32))
 
 
 def test_cli_build_writes_tokenizer_stats_and_plot(tmp_path, capsys):

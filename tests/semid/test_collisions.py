@@ -14,8 +14,8 @@ def test_collision_rate_by_hand():
 
 def test_sinkhorn_spreads_items_that_all_prefer_one_code():
     # four items, all nearest to code 0; Sinkhorn must give each a different code
-    cost = torch.tensor([[0.0, 1.0, 2.0, 3.0]]).repeat(4, 1) + torch.tensor([[0.0], [0.1], [0.2], [0.3]]) * torch.tensor(
-        [[0.0, 1.0, 2.0, 3.0]])
+    base = torch.tensor([[0.0, 1.0, 2.0, 3.0]])
+    cost = base + torch.tensor([[0.0], [0.1], [0.2], [0.3]]) * base
     plan = sinkhorn(cost, epsilon=0.05, iters=200)
     assert sorted(plan.argmax(1).tolist()) == [0, 1, 2, 3]
     assert torch.allclose(plan.sum(0) / plan.sum(), torch.full((4,), 0.25, dtype=plan.dtype), atol=1e-3)
