@@ -27,6 +27,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/data_stats.py
+	$(BIN)/python bench/codebook.py --dataset yelp
 
 lint: setup
 	$(BIN)/ruff check .

@@ -1,14 +1,18 @@
 """`genrec demo` / `make demo`: the pipeline on the embedded synthetic dataset, with a readable report.
 
-It grows with the pipeline; today: build the dataset, show its statistics, split it leave-one-out and
-compare popularity with a first-order Markov chain on the test users, then show a few users.
+It grows with the pipeline; today: build the dataset and show its statistics; build the item codebook
+(semantic IDs) and show that items of one product type share codes; split leave-one-out and compare
+popularity with a first-order Markov chain on the test users; show a few users.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from baselines.markov import MarkovRecommender
+from semid.codebook import CodebookConfig, build_codebook, plot_usage
 
 from .data import SyntheticConfig, dataset_stats, format_stats, leave_one_out, make_synthetic
 from .evaluate import PopularityRecommender, ranking_metrics
@@ -28,6 +32,21 @@ def run_demo(out: str | Path, seed: int = 0, examples: int = 3) -> dict[str, dic
     print("== data: embedded synthetic shop (not real data) ==")
     print(format_stats(dataset_stats(dataset)))
 
+    print("\n== step 1: item codebook (RQ-VAE over all-MiniLM-L6-v2 embeddings of item text) ==")
+    tokenizer, stats = build_codebook(dataset, CodebookConfig(levels=(32, 32, 32), seed=seed),
+                                      cache_dir=out / "embeddings")
+    tokenizer.save_pretrained(out / "semid")
+    plot_usage(tokenizer.codes, tokenizer.level_sizes, out / "semid" / "code_usage.png")
+    print(f"{stats['items']} items -> {stats['unique_codes']} unique semantic IDs; collisions "
+          f"{stats['collision_rate_before']:.1%} from the quantizer, {stats['collision_rate']:.1%} after resolution; "
+          f"code usage per level " + ", ".join(f"{u:.0%}" for u in stats["level_usage"]))
+    titles = dataset.titles()
+    for code in tokenizer.codes[:2, 0]:
+        group = np.flatnonzero(tokenizer.codes[:, 0] == code)[:4]
+        print(f"items whose ID starts with {tokenizer.token(0, int(code))}:")
+        for item in group:
+            print(f"  {tokenizer.item_to_tokens(item)}  {titles[item]}")
+
     split = leave_one_out(dataset)
     models = {"popularity": PopularityRecommender(split.train, dataset.num_items),
               "markov chain": MarkovRecommender(split.train, dataset.num_items)}
@@ -39,7 +58,6 @@ def run_demo(out: str | Path, seed: int = 0, examples: int = 3) -> dict[str, dic
     (out / "results").mkdir(parents=True, exist_ok=True)
     (out / "results" / "metrics.md").write_text(table + "\n")
 
-    titles = dataset.titles()
     top = models["markov chain"].recommend(split.test.histories[:examples], 5)
     for user, history, target, recs in zip(split.test.users, split.test.histories, split.test.targets, top):
         print(f"\nuser {dataset.users['user_id'][user]}")

@@ -32,3 +32,4 @@ def test_demo_runs(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| markov chain |" in out and "next (held out)" in out
     assert (tmp_path / "data" / "dataset.json").is_file() and (tmp_path / "results" / "metrics.md").is_file()
+    assert "0.0% after resolution" in out and (tmp_path / "semid" / "codes.json").is_file()
