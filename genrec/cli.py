@@ -18,7 +18,6 @@ from .data import LOADERS, DataError
 # Steps whose implementation lands with a later issue: they are listed so `genrec --help` shows the whole
 # pipeline, and say plainly that they are not available yet.
 _PLANNED = {
-    "tasks": "build multi-task SFT data from a dataset and its semantic IDs",
     "finetune": "step 2: finetune a causal LM on the SFT data",
     "recommend": "step 3: top-k items by constrained beam search",
     "evaluate": "step 4: Recall@K / NDCG@K on the leave-one-out split",
@@ -107,6 +106,29 @@ def _codebook_build(args) -> int:
     return 0
 
 
+def _tasks_build(args) -> int:
+    from semid.tokenizer import SemanticIdTokenizer
+    from tasks import TaskConfig, build_sft, save_sft, summary
+    from tasks.build import check_tasks
+
+    from .data import RecDataset
+
+    cfg = TaskConfig(tasks=check_tasks([t for t in args.tasks.split(",") if t]), max_history=args.max_history,
+                     sample_per_task=args.sample_per_task, seed=args.seed, chat=args.chat,
+                     all_templates=args.all_templates, query_model=args.query_model,
+                     preference_model=args.preference_model, cache_dir=args.cache)
+    semid = SemanticIdTokenizer.from_pretrained(args.semid)
+    sft = build_sft(RecDataset.load(args.data), semid, cfg)
+    save_sft(sft, args.out, cfg, semid)
+    counts = summary(sft)
+    tasks = sorted({t for part in counts.values() for t in part})
+    print(f"{'task':<12}" + "".join(f"{name:>10}" for name in counts))
+    for task in tasks:
+        print(f"{task:<12}" + "".join(f"{counts[name].get(task, 0):>10,}" for name in counts))
+    print(f"saved to {args.out} (datasets.load_from_disk)")
+    return 0
+
+
 def _planned(name: str):
     def run(args) -> int:
         print(f"genrec {name}: not available in this version yet ({_PLANNED[name]}).", file=sys.stderr)
@@ -167,6 +189,26 @@ def build_parser() -> argparse.ArgumentParser:
                        help="embedding cache folder")
     build.add_argument("--no-uniform-mapping", action="store_true", help="skip LC-Rec's Sinkhorn step")
     build.set_defaults(run=_codebook_build)
+
+    tasks = steps.add_parser("tasks", help="multi-task SFT data from a dataset and its semantic IDs")
+    tasks_cmds = tasks.add_subparsers(dest="tasks_command", required=True, metavar="ACTION")
+    tbuild = tasks_cmds.add_parser("build", help="write train / valid / test SFT data (datasets.save_to_disk)")
+    tbuild.add_argument("--data", required=True, help="a dataset folder from `genrec data prepare`")
+    tbuild.add_argument("--semid", required=True, help="a folder from `genrec codebook build`")
+    tbuild.add_argument("--out", required=True)
+    tbuild.add_argument("--tasks", default="seqrec,item2index,index2item,fusion,search",
+                        help="comma-separated, from: seqrec, item2index, index2item, fusion, search, preference")
+    tbuild.add_argument("--max-history", type=int, default=20)
+    tbuild.add_argument("--sample-per-task", type=int, default=None, help="at most N training rows per task")
+    tbuild.add_argument("--seed", type=int, default=0)
+    tbuild.add_argument("--chat", action="store_true", help="prompts as chat messages (for chat models)")
+    tbuild.add_argument("--all-templates", action="store_true",
+                        help="one evaluation row per template and user (LC-Rec's averaged variant)")
+    tbuild.add_argument("--query-model", help="a local causal LM that writes the search queries, e.g. smollm2")
+    tbuild.add_argument("--preference-model", help="a local causal LM that writes preference sentences")
+    tbuild.add_argument("--cache", default=str(Path.home() / ".cache" / "genrec" / "generated"),
+                        help="cache of local-LM answers")
+    tbuild.set_defaults(run=_tasks_build)
 
     for name, text in _PLANNED.items():
         steps.add_parser(name, help=f"{text} (not available yet)", description=text).set_defaults(run=_planned(name))

@@ -7,6 +7,7 @@ with) so `add_items` can give new items codes without retraining, still unique.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import string
@@ -76,6 +77,12 @@ class SemanticIdTokenizer:
         if len(parts) != self.num_levels or any(p[0] != string.ascii_lowercase[i] for i, p in enumerate(parts)):
             return None
         return self.codes_to_item(int(p[1]) for p in parts)
+
+    def fingerprint(self) -> str:
+        """A short hash of items and codes: SFT data and models record it, so a mismatch is caught."""
+        digest = hashlib.sha256(json.dumps([self.level_sizes, self.item_ids]).encode())
+        digest.update(self.codes.tobytes())
+        return digest.hexdigest()[:16]
 
     # ---- cold start ------------------------------------------------------------------------------------
 

@@ -1,0 +1,23 @@
+"""One SFT row: prompt, completion, task, template index, and where it comes from.
+
+`user` and `history` are set for rows built from a user's history (-1 and [] for item-level rows);
+`target_item` is the item the completion names. They let evaluation rank, and tests prove there is no leakage.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def make_row(prompt: str, completion: str, task: str, template: int, target_item: int,
+             user: int = -1, history: np.ndarray | None = None) -> dict:
+    return {"prompt": prompt, "completion": completion, "task": task, "template": int(template),
+            "user": int(user), "history": [int(i) for i in (history if history is not None else [])],
+            "target_item": int(target_item)}
+
+
+def prefixes(train: list[np.ndarray], max_history: int):
+    """(user, history, target) for every next-item position of every user's training part."""
+    for user, seq in enumerate(train):
+        for t in range(1, len(seq)):
+            yield user, seq[max(0, t - max_history) : t], int(seq[t])
