@@ -1,7 +1,7 @@
 """`genrec demo` / `make demo`: the pipeline on the embedded synthetic dataset, with a readable report.
 
 It grows with the pipeline; today: build the dataset and show its statistics; build the item codebook
-(semantic IDs) and show that items of one product type share codes; split leave-one-out and compare
+(semantic IDs) and show items that share a first code; build the SFT data; split leave-one-out and compare
 popularity with a first-order Markov chain on the test users; show a few users.
 """
 
@@ -13,6 +13,7 @@ import numpy as np
 
 from baselines.markov import MarkovRecommender
 from semid.codebook import CodebookConfig, build_codebook, plot_usage
+from tasks import TaskConfig, build_sft, save_sft, summary
 
 from .data import SyntheticConfig, dataset_stats, format_stats, leave_one_out, make_synthetic
 from .evaluate import PopularityRecommender, ranking_metrics
@@ -46,6 +47,15 @@ def run_demo(out: str | Path, seed: int = 0, examples: int = 3) -> dict[str, dic
         print(f"items whose ID starts with {tokenizer.token(0, int(code))}:")
         for item in group:
             print(f"  {tokenizer.item_to_tokens(item)}  {titles[item]}")
+
+    print("\n== SFT data: LC-Rec's task family over the semantic IDs ==")
+    cfg = TaskConfig(seed=seed)
+    sft = build_sft(dataset, tokenizer, cfg)
+    save_sft(sft, out / "sft", cfg, tokenizer)
+    print(", ".join(f"{task} {n:,}" for task, n in summary(sft)["train"].items()) + " training rows; "
+          f"{sft['valid'].num_rows:,} validation and {sft['test'].num_rows:,} test rows")
+    example = sft["test"][0]
+    print(f"  prompt:     {example['prompt']}\n  completion: {example['completion']}")
 
     split = leave_one_out(dataset)
     models = {"popularity": PopularityRecommender(split.train, dataset.num_items),
