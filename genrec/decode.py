@@ -128,6 +128,26 @@ class CodeTrie:
         return sum(level.nbytes() for level in self.levels)
 
 
+class _FullLevel:
+    def __init__(self, size: int):
+        self.size = size
+
+    def children(self, nodes: torch.Tensor) -> torch.Tensor:
+        return nodes[:, None] * self.size + torch.arange(self.size)
+
+
+class FullCodeSpace:
+    """Every code tuple allowed: the same beam search with no constraint, to measure what the constraint costs.
+    Leaves are flat indices into the product of the level sizes."""
+
+    def __init__(self, level_sizes: list[int], token_ids: list[torch.Tensor], eos_token_id: int | None = None):
+        self.levels = [_FullLevel(size) for size in level_sizes]
+        self.level_sizes, self.num_levels = list(level_sizes), len(level_sizes)
+        self.token_ids = [torch.as_tensor(t, dtype=torch.long) for t in token_ids]
+        self.eos_token_id = eos_token_id
+        self.num_items = int(np.prod(level_sizes))
+
+
 def prefix_allowed_tokens_fn(trie: CodeTrie, prompt_length: int):
     """transformers' per-beam callback over a Python dict trie: the baseline our decoder replaces."""
     table: dict[tuple[int, ...], list[int]] = {}
@@ -158,34 +178,13 @@ def _exclusion_mask(exclude, batch: int, num_items: int) -> torch.Tensor | None:
     return mask
 
 
-class _Stepper:
-    """Runs the model one token at a time on a batch of rows that share a KV cache."""
-
-    def __init__(self, model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, temperature: float):
-        self.model, self.temperature = model, temperature
-        self.mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
-        self.positions = (self.mask.cumsum(-1) - 1).clamp(min=0)
-        self.cache = DynamicCache()
-        out = model(input_ids=input_ids, attention_mask=self.mask, position_ids=self.positions,
-                    cache=self.cache, use_cache=True)
-        self.last_position = self.positions[:, -1:]
-        self.logprobs = self._normalise(out.logits[:, -1])
-
-    def _normalise(self, logits: torch.Tensor) -> torch.Tensor:
-        return torch.log_softmax(logits.float() / self.temperature, dim=-1)
-
-    def select(self, rows: torch.Tensor) -> None:
-        """Keep (and reorder, repeat) rows of the batch: beam bookkeeping for the cache and the masks."""
-        self.cache.reorder_cache(rows)
-        self.mask, self.last_position = self.mask[rows], self.last_position[rows]
-        self.logprobs = self.logprobs[rows]
-
-    def step(self, tokens: torch.Tensor) -> None:
-        self.mask = torch.cat([self.mask, torch.ones_like(tokens)], dim=1)
-        self.last_position = self.last_position + 1
-        out = self.model(input_ids=tokens, attention_mask=self.mask, position_ids=self.last_position,
-                         cache=self.cache, use_cache=True)
-        self.logprobs = self._normalise(out.logits[:, -1])
+def _tree_mask(prompt_keep: torch.Tensor, ancestry: torch.Tensor, kv_len: int, dtype: torch.dtype) -> torch.Tensor:
+    """Additive 4D mask: each beam's new token sees the prompt's real tokens and its own ancestors only."""
+    batch, width, _ = ancestry.shape
+    allowed = torch.zeros(batch, width, kv_len, dtype=torch.bool)
+    allowed[:, :, : prompt_keep.shape[1]] = prompt_keep[:, None, :]
+    allowed.scatter_(2, ancestry, True)
+    return torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)[:, None]
 
 
 @torch.no_grad()
@@ -195,48 +194,67 @@ def beam_search(model, input_ids: torch.Tensor, trie: CodeTrie, num_beams: int =
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Top `num_beams` items per prompt (left-padded batch): (items, scores), best first; -1 / -inf pad.
 
+    The prompt is run once and its keys and values are stored once per prompt, not once per beam: a step
+    feeds all beams of a prompt as one short sequence, with a tree attention mask so that each beam sees
+    the prompt and its own earlier codes. Beam reordering is bookkeeping on cache slots, not a copy of the
+    cache, so the cost of a step barely grows with the prompt.
+
     `exclude`: per prompt, item ids never to return (e.g. the history), or a (batch, items) bool mask.
     `do_sample`: choose beams by Gumbel-top-k on their scores (diverse lists); reported scores stay exact.
     """
     model.eval()
-    batch = input_ids.shape[0]
+    batch, prompt_len = input_ids.shape
     exclusion = _exclusion_mask(exclude, batch, trie.num_items)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    stepper = _Stepper(model, input_ids, attention_mask, temperature)
+    prompt_mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
+    positions = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
+    cache = DynamicCache()
+    out = model(input_ids=input_ids, attention_mask=prompt_mask, position_ids=positions, cache=cache,
+                use_cache=True, logits_to_keep=1)
+    logprobs = _log_softmax(out.logits[:, -1:], temperature)                 # (batch, beams, vocab)
     scores = torch.zeros(batch, 1)
-    nodes = torch.zeros(batch, dtype=torch.long)
+    nodes = torch.zeros(batch, 1, dtype=torch.long)
+    ancestry = torch.zeros(batch, 1, 0, dtype=torch.long)                     # cache slots of each beam's codes
+    kv_len, first_position = prompt_len, positions[:, -1:] + 1
     for level, table in enumerate(trie.levels):
         width = scores.shape[1]
-        children = table.children(nodes)                                     # (rows, K)
-        slot_scores = stepper.logprobs[:, trie.token_ids[level]]              # (rows, K): this level's slots only
-        candidates = scores.reshape(-1, 1) + slot_scores
+        children = table.children(nodes.reshape(-1)).reshape(batch, width, table.size)
+        candidates = scores[..., None] + logprobs[..., trie.token_ids[level]]  # this level's code slots only
         invalid = children < 0
         if exclusion is not None and level == trie.num_levels - 1:
-            owner = torch.arange(batch).repeat_interleave(width)
-            invalid |= exclusion[owner[:, None], children.clamp(min=0)]
-        candidates = candidates.masked_fill(invalid, NEG_INF).reshape(batch, width * table.size)
-        keep = min(num_beams, candidates.shape[1])
+            invalid |= exclusion.gather(1, children.clamp(min=0).reshape(batch, -1)).reshape(invalid.shape)
+        candidates = candidates.masked_fill(invalid, NEG_INF).reshape(batch, -1)
         ranking = candidates
         if do_sample:
             gumbel = -torch.log(-torch.log(torch.rand(candidates.shape, generator=generator).clamp(1e-20, 1.0)))
             ranking = candidates + gumbel
-        picked = ranking.topk(keep, dim=1).indices
+        picked = ranking.topk(min(num_beams, candidates.shape[1]), dim=1).indices
         scores = candidates.gather(1, picked)
         if do_sample:  # report beams best first by their true scores
             scores, order = scores.sort(dim=1, descending=True)
             picked = picked.gather(1, order)
-        origin = (torch.arange(batch)[:, None] * width + picked // table.size).reshape(-1)
-        slot = (picked % table.size).reshape(-1)
-        nodes = children[origin, slot].clamp(min=0)
+        origin, slot = picked // table.size, picked % table.size
+        nodes = children.reshape(batch, -1).gather(1, picked).clamp(min=0)
+        ancestry = ancestry.gather(1, origin[..., None].expand(-1, -1, ancestry.shape[2]))
         if level < trie.num_levels - 1 or include_eos:
-            stepper.select(origin)
-            stepper.step(trie.token_ids[level][slot].unsqueeze(1))
+            width = picked.shape[1]
+            new_slots = torch.arange(kv_len, kv_len + width).expand(batch, width)
+            ancestry = torch.cat([ancestry, new_slots[..., None]], dim=2)
+            kv_len += width
+            mask = _tree_mask(prompt_mask.bool(), ancestry, kv_len, model.dtype)
+            out = model(input_ids=trie.token_ids[level][slot], attention_mask=mask,
+                        position_ids=(first_position + level).expand(batch, width), cache=cache, use_cache=True)
+            logprobs = _log_softmax(out.logits, temperature)
     if include_eos and trie.eos_token_id is not None:
-        finite = torch.isfinite(scores)
-        scores = torch.where(finite, scores + stepper.logprobs[:, trie.eos_token_id].reshape(batch, -1), scores)
-    items = torch.where(torch.isfinite(scores), nodes.reshape(batch, -1), torch.full_like(scores, -1, dtype=torch.long))
+        scores = torch.where(torch.isfinite(scores), scores + logprobs[..., trie.eos_token_id], scores)
+    items = torch.where(torch.isfinite(scores), nodes, torch.full_like(nodes, -1))
     scores, order = scores.sort(dim=1, descending=True)
     return items.gather(1, order), scores
+
+
+def _log_softmax(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    logits = logits.float()
+    return torch.log_softmax(logits / temperature if temperature != 1.0 else logits, dim=-1)
 
 
 @torch.no_grad()
@@ -247,7 +265,7 @@ def exact_topk(model, input_ids: torch.Tensor, trie: CodeTrie, k: int, attention
 
     Log-probabilities are never positive, so a prefix's score bounds every completion of it; popping the
     frontier in score order, the first k complete IDs popped are the top k. Up to `expand_per_step` frontier
-    prefixes are expanded together in one batched forward pass from the prompt's cached keys and values.
+    prefixes are expanded together in one forward pass over the prompt's cached keys and values.
     """
     model.eval()
     batch = input_ids.shape[0]
@@ -257,9 +275,10 @@ def exact_topk(model, input_ids: torch.Tensor, trie: CodeTrie, k: int, attention
     all_items = torch.full((batch, k), -1, dtype=torch.long)
     all_scores = torch.full((batch, k), NEG_INF)
     for row in range(batch):
-        keep = mask[row].bool()
-        prompt = input_ids[row, keep][None]
-        prefill = _Stepper(model, prompt, None, 1.0)
+        prompt = input_ids[row, mask[row].bool()][None]
+        cache = DynamicCache()
+        out = model(input_ids=prompt, cache=cache, use_cache=True, logits_to_keep=1)
+        prompt_logprobs = _log_softmax(out.logits[:, -1], 1.0)
         # frontier entries: (-score, tie, depth, node, tokens)
         frontier = [(0.0, 0, 0, 0, ())]
         counter, found = 1, []
@@ -273,7 +292,9 @@ def exact_topk(model, input_ids: torch.Tensor, trie: CodeTrie, k: int, attention
                 group.append(heapq.heappop(frontier))
             for depth in sorted({g[2] for g in group}):
                 members = [g for g in group if g[2] == depth]
-                logprobs = _logprobs_after(model, prefill, [list(g[4]) for g in members])
+                continuations = [list(g[4]) for g in members]
+                logprobs = (prompt_logprobs.expand(len(members), -1) if depth == 0
+                            else _logprobs_after(model, cache, prompt.shape[1], continuations))
                 for (neg, _, _, node, tokens), lp in zip(members, logprobs):
                     if depth == trie.num_levels:  # the end-of-sequence step
                         heapq.heappush(frontier, (neg - float(lp[trie.eos_token_id]), counter, depth + 1, node, tokens))
@@ -293,19 +314,23 @@ def exact_topk(model, input_ids: torch.Tensor, trie: CodeTrie, k: int, attention
     return all_items, all_scores
 
 
-def _logprobs_after(model, prefill: _Stepper, continuations: list[list[int]]) -> torch.Tensor:
-    """Next-token log-probabilities after the prompt plus each continuation (all of one length)."""
-    if not continuations[0]:
-        return prefill.logprobs.expand(len(continuations), -1)
-    tokens = torch.tensor(continuations)
-    cache = DynamicCache()
-    for index, layer in enumerate(prefill.cache.layers):
-        cache.update(layer.keys.expand(len(tokens), -1, -1, -1), layer.values.expand(len(tokens), -1, -1, -1), index)
-    length = prefill.mask.shape[1]
-    positions = torch.arange(length, length + tokens.shape[1]).expand(len(tokens), -1)
-    mask = torch.ones(len(tokens), length + tokens.shape[1], dtype=torch.long)
-    out = model(input_ids=tokens, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True)
-    return torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+def _logprobs_after(model, cache: DynamicCache, prompt_len: int, continuations: list[list[int]]) -> torch.Tensor:
+    """Next-token log-probabilities after the prompt plus each continuation (all of one length).
+
+    All continuations go in as one sequence after the cached prompt, each seeing only the prompt and its own
+    tokens (block-causal mask); the cache is cropped back to the prompt afterwards.
+    """
+    count, depth = len(continuations), len(continuations[0])
+    tokens = torch.tensor(continuations).reshape(1, -1)
+    own = torch.arange(count).repeat_interleave(depth)
+    step = torch.arange(depth).repeat(count)
+    allowed = (own[:, None] == own[None, :]) & (step[None, :] <= step[:, None])
+    allowed = torch.cat([torch.ones(count * depth, prompt_len, dtype=torch.bool), allowed], dim=1)
+    mask = torch.zeros(allowed.shape, dtype=model.dtype).masked_fill_(~allowed, torch.finfo(model.dtype).min)
+    out = model(input_ids=tokens, attention_mask=mask[None, None], position_ids=(prompt_len + step)[None],
+                cache=cache, use_cache=True)
+    cache.crop(-(count * depth))
+    return _log_softmax(out.logits[0, depth - 1 :: depth], 1.0)
 
 
 def constrained_generate(model, input_ids, logits_processor=None, stopping_criteria=None, generation_config=None,
