@@ -49,12 +49,13 @@ def random_codes(n: int, seed: int = 0) -> np.ndarray:
     return np.stack(np.unravel_index(flat, LEVELS), axis=1)
 
 
-def timed(fn, repeat: int) -> tuple[float, object]:
-    fn()  # warm-up
+def timed(repeat: int, fn, *args, **kwargs) -> tuple[float, object]:
+    """Median seconds of `repeat` calls after one warm-up call, and the last result."""
+    fn(*args, **kwargs)
     times, result = [], None
     for _ in range(repeat):
         start = time.perf_counter()
-        result = fn()
+        result = fn(*args, **kwargs)
         times.append(time.perf_counter() - start)
     return statistics.median(times), result
 
@@ -89,19 +90,21 @@ def main() -> None:
               f"(the Python dict trie for the baseline: {dict_seconds:.1f} s)")
         code_of = {tuple(token_ids[lvl][c].item() for lvl, c in enumerate(row)): i for i, row in enumerate(codes)}
         for batch in (int(v) for v in args.batch.split(",")):
-            prompts = torch.randint(2, args.text_vocab, (batch, args.prompt_length), generator=torch.Generator().manual_seed(1))
+            seed = torch.Generator().manual_seed(1)
+            prompts = torch.randint(2, args.text_vocab, (batch, args.prompt_length), generator=seed)
             for beams in (int(v) for v in args.beams.split(",")):
-                ours_t, (items, _) = timed(lambda: beam_search(model, prompts, trie, beams), args.repeat)
-                free_t, _ = timed(lambda: beam_search(model, prompts, free, beams), args.repeat)
-                hf_t, out = timed(lambda: model.generate(
-                    prompts, num_beams=beams, num_return_sequences=beams, prefix_allowed_tokens_fn=prefix_fn,
-                    length_penalty=0.0, max_new_tokens=len(LEVELS) + 1, do_sample=False, early_stopping=True,
-                    pad_token_id=0, eos_token_id=eos), 1)
+                ours_t, (items, _) = timed(args.repeat, beam_search, model, prompts, trie, beams)
+                free_t, _ = timed(args.repeat, beam_search, model, prompts, free, beams)
+                hf_t, out = timed(1, model.generate, prompts, num_beams=beams, num_return_sequences=beams,
+                                  prefix_allowed_tokens_fn=prefix_fn, length_penalty=0.0,
+                                  max_new_tokens=len(LEVELS) + 1, do_sample=False, early_stopping=True,
+                                  pad_token_id=0, eos_token_id=eos)
                 generated = out[:, args.prompt_length : args.prompt_length + len(LEVELS)].reshape(batch, beams, -1)
                 theirs = [[code_of.get(tuple(seq.tolist()), -1) for seq in user] for user in generated]
                 row = {"items": n_items, "batch": batch, "beams": beams, "ours_s": round(ours_t, 4),
                        "unconstrained_s": round(free_t, 4), "prefix_fn_s": round(hf_t, 4),
-                       "speedup_vs_prefix_fn": round(hf_t / ours_t, 2), "overhead_vs_unconstrained": round(ours_t / free_t, 3),
+                       "speedup_vs_prefix_fn": round(hf_t / ours_t, 2),
+                       "overhead_vs_unconstrained": round(ours_t / free_t, 3),
                        "identical": items.tolist() == theirs}
                 rows.append(row)
                 print(json.dumps(row))
@@ -113,7 +116,8 @@ def main() -> None:
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(summary, indent=2))
 
-    print("\n| items | batch | beams | ours (s) | no constraint (s) | prefix_allowed_tokens_fn (s) | speedup | overhead | identical |")
+    print("\n| items | batch | beams | ours (s) | no constraint (s) | prefix_allowed_tokens_fn (s) | speedup "
+          "| overhead | identical |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['items']:,} | {r['batch']} | {r['beams']} | {r['ours_s']:.3f} | {r['unconstrained_s']:.3f} | "

@@ -18,8 +18,6 @@ from .data import LOADERS, DataError
 # Steps whose implementation lands with a later issue: they are listed so `genrec --help` shows the whole
 # pipeline, and say plainly that they are not available yet.
 _PLANNED = {
-    "finetune": "step 2: finetune a causal LM on the SFT data",
-    "recommend": "step 3: top-k items by constrained beam search",
     "evaluate": "step 4: Recall@K / NDCG@K on the leave-one-out split",
     "run": "run a whole YAML recipe, stage by stage",
 }
@@ -129,6 +127,56 @@ def _tasks_build(args) -> int:
     return 0
 
 
+def _finetune(args) -> int:
+    from .config import load_config
+    from .finetune import FinetuneConfig, finetune
+
+    cfg = load_config(FinetuneConfig, args.config, args.overrides)
+    summary = finetune(cfg)
+    print(f"trained {summary['steps']} steps in {summary['train_seconds'] or 0:.0f} s; best validation "
+          f"NDCG@10 {summary.get('eval_ndcg@10', 0):.4f}, Recall@10 {summary.get('eval_recall@10', 0):.4f}")
+    print(f"saved to {cfg.out} (train_log.jsonl, train_curves.png)")
+    return 0
+
+
+def _recommend(args) -> int:
+    import numpy as np
+
+    from .model import GenRecModel
+
+    model = GenRecModel.from_pretrained(args.model)
+    index = {item_id: i for i, item_id in enumerate(model.semid.item_ids)}
+    if args.history is not None:
+        lines = [args.history]
+    else:
+        lines = [line.strip() for line in Path(args.users).read_text().splitlines() if line.strip()]
+    histories = []
+    for number, line in enumerate(lines, start=1):
+        ids = [i for i in line.replace(",", " ").split() if i]
+        unknown = [i for i in ids if i not in index]
+        if not ids:
+            raise DataError(f"history {number} is empty; give at least one item id")
+        if unknown:
+            raise DataError(f"history {number}: unknown item id(s) {', '.join(unknown[:5])}")
+        histories.append(np.array([index[i] for i in ids]))
+    if args.k > model.semid.num_items:
+        raise DataError(f"-k {args.k} is larger than the catalogue ({model.semid.num_items} items)")
+    exclude = histories if args.exclude_history else None
+    prompts = [model.history_prompt(h) for h in histories]
+    items, scores = model.recommend_prompts(prompts, k=args.k, beams=args.beams, exact=args.exact, exclude=exclude)
+    titles = model.titles
+    for number, (row, row_scores) in enumerate(zip(items, scores), start=1):
+        recs = [{"item_id": model.semid.item_ids[i], "score": float(s), "title": titles.get(model.semid.item_ids[i])}
+                for i, s in zip(row, row_scores) if i >= 0]
+        if args.json:
+            print(json.dumps({"history": lines[number - 1], "recommendations": recs}))
+            continue
+        print(f"history {number}: {lines[number - 1]}")
+        for rank, rec in enumerate(recs, start=1):
+            print(f"  {rank:>2}. {rec['item_id']}  {rec['score']:.3f}  {rec['title'] or ''}")
+    return 0
+
+
 def _planned(name: str):
     def run(args) -> int:
         print(f"genrec {name}: not available in this version yet ({_PLANNED[name]}).", file=sys.stderr)
@@ -209,6 +257,23 @@ def build_parser() -> argparse.ArgumentParser:
     tbuild.add_argument("--cache", default=str(Path.home() / ".cache" / "genrec" / "generated"),
                         help="cache of local-LM answers")
     tbuild.set_defaults(run=_tasks_build)
+
+    fine = steps.add_parser("finetune", help="step 2: finetune a causal LM on the SFT data (trl)")
+    fine.add_argument("--config", help="a YAML recipe (see recipes/)")
+    fine.add_argument("overrides", nargs="*", help="key=value overrides, e.g. epochs=1 backbone.scratch.layers=2")
+    fine.set_defaults(run=_finetune)
+
+    rec = steps.add_parser("recommend", help="step 3: top-k items by constrained beam search")
+    rec.add_argument("--model", required=True, help="a folder from `genrec finetune`")
+    who = rec.add_mutually_exclusive_group(required=True)
+    who.add_argument("--history", help="comma-separated original item ids, oldest first")
+    who.add_argument("--users", help="a file with one history per line")
+    rec.add_argument("-k", type=int, default=10)
+    rec.add_argument("--beams", type=int, default=20)
+    rec.add_argument("--exact", action="store_true", help="the provably best k items (best-first search)")
+    rec.add_argument("--exclude-history", action="store_true", help="never recommend items of the history")
+    rec.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    rec.set_defaults(run=_recommend)
 
     for name, text in _PLANNED.items():
         steps.add_parser(name, help=f"{text} (not available yet)", description=text).set_defaults(run=_planned(name))

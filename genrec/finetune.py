@@ -1,0 +1,179 @@
+"""Step 2: finetune a causal LM on the multi-task SFT data with trl, selecting the model on ranking quality.
+
+trl's `SFTTrainer` trains on prompt/completion rows with the loss on the completion only. Evaluation is not
+the validation loss (LC-Rec selects on loss) but what we care about: NDCG@10 of the constrained beam search
+on validation users; the best checkpoint is kept and training stops when it stops improving. Multi-process
+training comes from accelerate (`accelerate launch -m genrec finetune ...`), resuming from trl checkpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import datasets
+import numpy as np
+from transformers import EarlyStoppingCallback, TrainerCallback
+from trl import SFTConfig, SFTTrainer
+
+from semid.tokenizer import SemanticIdTokenizer
+
+from .data import DataError, RecDataset
+from .evaluate import ranking_metrics
+from .model import BackboneConfig, GenRecModel
+
+log = logging.getLogger("genrec.finetune")
+
+
+@dataclass
+class FinetuneConfig:
+    data: str = ""                 # dataset folder (genrec data prepare)
+    semid: str = ""                # semantic IDs folder (genrec codebook build)
+    sft: str = ""                  # SFT data folder (genrec tasks build)
+    out: str = ""                  # where the finetuned model goes
+    backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(scratch={}))
+    epochs: float = 3.0
+    max_steps: int = -1
+    learning_rate: float = 1e-3
+    batch_size: int = 64
+    grad_accum: int = 1
+    max_length: int = 256
+    warmup: float = 0.05           # fraction of steps
+    weight_decay: float = 0.0
+    eval_steps: int = 500
+    eval_users: int = 500          # validation users ranked at each evaluation
+    eval_beams: int = 20
+    patience: int = 4              # evaluations without a better NDCG@10 before stopping
+    logging_steps: int = 50
+    seed: int = 0
+    bf16: bool = False
+    gradient_checkpointing: bool = False
+    resume: bool = False
+
+    def __post_init__(self):
+        if isinstance(self.backbone, dict):
+            self.backbone = BackboneConfig(**self.backbone)
+
+
+def check_inputs(cfg: FinetuneConfig) -> tuple[RecDataset, SemanticIdTokenizer, datasets.DatasetDict]:
+    for name in ("data", "semid", "sft", "out"):
+        if not getattr(cfg, name):
+            raise DataError(f"finetune needs `{name}` (a folder)")
+    dataset, semid = RecDataset.load(cfg.data), SemanticIdTokenizer.from_pretrained(cfg.semid)
+    if semid.item_ids != list(dataset.items["item_id"]):
+        raise DataError(f"{cfg.semid} was not built from {cfg.data}: its items differ; rebuild the codebook")
+    info_path = Path(cfg.sft) / "tasks.json"
+    if not info_path.is_file():
+        raise DataError(f"{cfg.sft}: no tasks.json; build the SFT data with `genrec tasks build`")
+    recorded = json.loads(info_path.read_text()).get("semid_fingerprint")
+    if recorded != semid.fingerprint():
+        raise DataError(f"{cfg.sft} was built with other semantic IDs (fingerprint {recorded}) than {cfg.semid} "
+                        f"({semid.fingerprint()}); rebuild the SFT data")
+    return dataset, semid, datasets.load_from_disk(cfg.sft)
+
+
+def _as_chat(rows: datasets.Dataset) -> datasets.Dataset:
+    if rows.num_rows == 0 or isinstance(rows[0]["prompt"], list):
+        return rows
+    return rows.map(lambda r: {"prompt": [{"role": "user", "content": r["prompt"]}],
+                               "completion": [{"role": "assistant", "content": r["completion"]}]})
+
+
+class RankingSFTTrainer(SFTTrainer):
+    """SFTTrainer whose evaluation ranks validation users by constrained beam search (Recall / NDCG)."""
+
+    def __init__(self, *args, genrec: GenRecModel, ranking_rows: datasets.Dataset, beams: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.genrec, self.ranking_rows, self.beams = genrec, ranking_rows, beams
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict:
+        self.genrec.model = self.model
+        top, _ = self.genrec.recommend_prompts(list(self.ranking_rows["prompt"]), k=20, beams=max(self.beams, 20))
+        metrics = ranking_metrics(top, np.asarray(self.ranking_rows["target_item"]))
+        metrics = {f"{metric_key_prefix}_{k}": v for k, v in metrics.items() if k.endswith(("@10", "@20", "@5"))}
+        metrics["epoch"] = self.state.epoch
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
+
+
+class JsonlLog(TrainerCallback):
+    """Every logged dict as one JSON line (loss, learning rate, validation metrics)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and logs:
+            with self.path.open("a") as f:
+                f.write(json.dumps({"step": state.global_step, **logs}) + "\n")
+
+
+def plot_curves(log_path: Path, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    loss = [(r["step"], r["loss"]) for r in rows if "loss" in r]
+    ndcg = [(r["step"], r["eval_ndcg@10"]) for r in rows if "eval_ndcg@10" in r]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for ax, points, title in ((axes[0], loss, "training loss"), (axes[1], ndcg, "validation NDCG@10")):
+        if points:
+            ax.plot(*zip(*points), marker="o" if title.startswith("val") else None)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def finetune(cfg: FinetuneConfig) -> dict:
+    """Train, keep the best checkpoint by validation NDCG@10, save a GenRecModel to `cfg.out`."""
+    dataset, semid, sft = check_inputs(cfg)
+    out = Path(cfg.out)
+    checkpoints = out / "checkpoints"
+    if cfg.resume and not any(checkpoints.glob("checkpoint-*")):
+        raise DataError(f"--resume: no checkpoint under {checkpoints}")
+    train = sft["train"].select_columns(["prompt", "completion"])
+    texts = [t for t in train["prompt"] + train["completion"] if isinstance(t, str)]
+    genrec = GenRecModel.create(cfg.backbone, semid, texts=texts, seed=cfg.seed)
+    genrec.titles = dict(zip(dataset.items["item_id"], dataset.titles()))
+    if cfg.backbone.chat:
+        train = _as_chat(train)
+    valid = sft["valid"]
+    if valid.num_rows > cfg.eval_users:
+        valid = valid.shuffle(seed=cfg.seed).select(range(cfg.eval_users))
+    args = SFTConfig(
+        output_dir=str(checkpoints), num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate, lr_scheduler_type="cosine", warmup_steps=cfg.warmup,
+        weight_decay=cfg.weight_decay, logging_steps=cfg.logging_steps, eval_strategy="steps",
+        eval_steps=cfg.eval_steps, save_strategy="steps", save_steps=cfg.eval_steps, save_total_limit=2,
+        load_best_model_at_end=True, metric_for_best_model="ndcg@10", greater_is_better=True, report_to="none",
+        seed=cfg.seed, data_seed=cfg.seed, bf16=cfg.bf16, gradient_checkpointing=cfg.gradient_checkpointing,
+        completion_only_loss=True, max_length=cfg.max_length, dataloader_num_workers=0, disable_tqdm=False,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    log_path = out / "train_log.jsonl"
+    if not cfg.resume and log_path.exists():
+        log_path.unlink()
+    trainer = RankingSFTTrainer(
+        model=genrec.model, args=args, train_dataset=train, eval_dataset=valid.select(range(1)),
+        processing_class=genrec.tokenizer, genrec=genrec, ranking_rows=valid, beams=cfg.eval_beams,
+        callbacks=[EarlyStoppingCallback(cfg.patience), JsonlLog(log_path)],
+    )
+    result = trainer.train(resume_from_checkpoint=True if cfg.resume else None)
+    genrec.model = trainer.model
+    best = trainer.evaluate()
+    summary = {"train_seconds": result.metrics.get("train_runtime"), "steps": trainer.state.global_step,
+               "best_checkpoint": trainer.state.best_model_checkpoint, **best}
+    if trainer.is_world_process_zero():
+        genrec.info.update({"finetune": asdict(cfg), "validation": best})
+        genrec.save_pretrained(out)
+        plot_curves(log_path, out / "train_curves.png")
+        (out / "finetune_summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary

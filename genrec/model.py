@@ -1,0 +1,295 @@
+"""The generative recommender's model: a causal LM with the semantic-ID code tokens in its vocabulary.
+
+Two backbones through one code path:
+- pretrained: a hub name, a local folder, or a GGUF file (SmolLM2-135M-Instruct offline); code tokens are
+  added to its tokenizer and its embeddings resized; LoRA (peft) with the new token rows trainable in the
+  input embedding and, when it is not tied, the output head (peft `trainable_token_indices`), or full
+  finetuning;
+- from scratch: a small LLaMA or Qwen2 configuration built in code over a word-level vocabulary of the
+  prompts plus the code tokens; fast enough to train on a laptop CPU.
+
+`GenRecModel` keeps model, tokenizer and semantic IDs together: one folder, `save_pretrained` /
+`from_pretrained`, and `recommend` for top-k items by constrained beam search.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from semid.tokenizer import SemanticIdTokenizer
+from tasks import templates
+
+from .data import DataError
+from .decode import CodeTrie, beam_search, exact_topk
+from .sources import offline_hint, resolve
+
+log = logging.getLogger("genrec.model")
+
+SPECIAL = {"pad_token": "<pad>", "eos_token": "<eos>", "bos_token": "<bos>", "unk_token": "<unk>"}
+CONFIG_FILE = "genrec.json"
+
+
+@dataclass
+class ScratchConfig:
+    """A small decoder-only LM built in code (no download)."""
+
+    arch: str = "llama"            # or "qwen2"
+    layers: int = 4
+    hidden: int = 256
+    heads: int = 4
+    kv_heads: int = 4
+    intermediate: int = 768
+    max_positions: int = 512
+    tie_embeddings: bool = True
+
+
+@dataclass
+class LoraSettings:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: str | list[str] = "all-linear"
+
+
+@dataclass
+class BackboneConfig:
+    """Either `name` (hub name, local folder, GGUF file, or an alias: smollm2) or `scratch`."""
+
+    name: str | None = None
+    scratch: ScratchConfig | None = None
+    lora: LoraSettings | None = None   # None: full finetuning
+    chat: bool = False                 # render prompts with the tokenizer's chat template
+
+    def __post_init__(self):
+        if isinstance(self.scratch, dict):
+            self.scratch = ScratchConfig(**self.scratch)
+        if isinstance(self.lora, dict):
+            self.lora = LoraSettings(**self.lora)
+        if (self.name is None) == (self.scratch is None):
+            raise ValueError("a backbone needs exactly one of `name` (pretrained) or `scratch`")
+
+
+# ---- tokenizers and backbones -----------------------------------------------------------------------------
+
+_WORDS = re.compile(r"<[a-z]_\d+>|\w+|[^\w\s]")
+
+
+def build_word_tokenizer(texts: list[str], semid: SemanticIdTokenizer, min_count: int = 1):
+    """A word-level tokenizer over `texts` (words and punctuation) plus every code token, for scratch models."""
+    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    counts: dict[str, int] = {}
+    codes = set(semid.all_tokens())
+    for text in texts:
+        for word in _WORDS.findall(text.lower()):
+            if word not in codes:
+                counts[word] = counts.get(word, 0) + 1
+    words = sorted(w for w, c in counts.items() if c >= min_count)
+    vocab = {token: i for i, token in enumerate([*SPECIAL.values(), *words])}
+    raw = Tokenizer(models.WordLevel(vocab, unk_token=SPECIAL["unk_token"]))
+    raw.normalizer = normalizers.Lowercase()
+    raw.pre_tokenizer = pre_tokenizers.Split(Regex(r"\w+|[^\w\s]"), behavior="isolated")
+    from tokenizers import decoders
+
+    raw.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, **SPECIAL)
+    tokenizer.add_tokens(semid.all_tokens())
+    return tokenizer
+
+
+def build_scratch_model(cfg: ScratchConfig, tokenizer, seed: int = 0):
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    classes = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM)}
+    if cfg.arch not in classes:
+        raise ValueError(f"unknown scratch architecture {cfg.arch!r}; use llama or qwen2")
+    config_cls, model_cls = classes[cfg.arch]
+    config = config_cls(vocab_size=len(tokenizer), hidden_size=cfg.hidden, intermediate_size=cfg.intermediate,
+                        num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads, num_key_value_heads=cfg.kv_heads,
+                        max_position_embeddings=cfg.max_positions, tie_word_embeddings=cfg.tie_embeddings,
+                        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                        bos_token_id=tokenizer.bos_token_id)
+    torch.manual_seed(seed)
+    return model_cls(config)
+
+
+def load_pretrained(name: str):
+    """(model, tokenizer) from a hub name, a folder or a GGUF file, offline copies first."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path, gguf = resolve(name)
+    if path.endswith(".gguf"):
+        path, gguf = str(Path(path).parent), Path(path).name
+    kwargs = {"gguf_file": gguf} if gguf else {}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kwargs)
+    except (OSError, ValueError) as err:
+        raise DataError(offline_hint(name) + f" ({type(err).__name__}: {str(err)[:200]})") from None
+    if gguf:  # a GGUF-loaded model cannot save_pretrained: move its weights into a plain model
+        plain = AutoModelForCausalLM.from_config(model.config, dtype=torch.float32)
+        plain.load_state_dict(model.state_dict())
+        model = plain
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def add_code_tokens(model, tokenizer, semid: SemanticIdTokenizer) -> list[int]:
+    """Add every code token; resize the embeddings to max(len(tokenizer), current rows) (Qwen pads its
+    vocabulary beyond the tokenizer); returns the code tokens' ids."""
+    tokenizer.add_tokens(semid.all_tokens())
+    rows = model.get_input_embeddings().weight.shape[0]
+    if len(tokenizer) > rows:
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+    ids = tokenizer.convert_tokens_to_ids(semid.all_tokens())
+    rows = model.get_input_embeddings().weight.shape[0]
+    bad = [t for t, i in zip(semid.all_tokens(), ids) if i is None or i >= rows or i == tokenizer.unk_token_id]
+    if bad:
+        raise DataError(f"{len(bad)} code tokens did not get an embedding row (e.g. {bad[0]})")
+    if model.get_output_embeddings() is not None and model.get_output_embeddings().weight.shape[0] < rows:
+        raise DataError("the output head has fewer rows than the input embedding after resizing")
+    return ids
+
+
+def apply_lora(model, settings: LoraSettings, code_token_ids: list[int]):
+    """LoRA adapters plus trainable code-token rows in the input embedding and an untied output head."""
+    from peft import LoraConfig, get_peft_model
+
+    tied = model.get_output_embeddings() is None or (
+        model.get_output_embeddings().weight.data_ptr() == model.get_input_embeddings().weight.data_ptr())
+    indices = {"embed_tokens": code_token_ids} if tied else {"embed_tokens": code_token_ids, "lm_head": code_token_ids}
+    config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
+                        target_modules=settings.target_modules, trainable_token_indices=indices, task_type="CAUSAL_LM")
+    return get_peft_model(model, config)
+
+
+# ---- the whole model ---------------------------------------------------------------------------------------
+
+@dataclass
+class GenRecModel:
+    model: torch.nn.Module
+    tokenizer: object
+    semid: SemanticIdTokenizer
+    backbone: BackboneConfig
+    info: dict = field(default_factory=dict)
+    titles: dict[str, str] = field(default_factory=dict)   # item id -> display title, for people reading output
+
+    @classmethod
+    def create(cls, backbone: BackboneConfig, semid: SemanticIdTokenizer, texts: list[str] | None = None,
+               seed: int = 0) -> GenRecModel:
+        """A fresh model for `semid`: scratch (word vocabulary from `texts`) or pretrained + code tokens."""
+        if backbone.scratch is not None:
+            tokenizer = build_word_tokenizer(texts or [], semid)
+            model = build_scratch_model(backbone.scratch, tokenizer, seed)
+            add_code_tokens(model, tokenizer, semid)
+        else:
+            model, tokenizer = load_pretrained(backbone.name)
+            ids = add_code_tokens(model, tokenizer, semid)
+            if backbone.lora is not None:
+                model = apply_lora(model, backbone.lora, ids)
+        tokenizer.padding_side = "left"
+        return cls(model, tokenizer, semid, backbone, {"semid_fingerprint": semid.fingerprint()})
+
+    @property
+    def is_peft(self) -> bool:
+        return hasattr(self.model, "peft_config")
+
+    def save_pretrained(self, out_dir: str | Path) -> None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(out)  # adapter + trainable token rows under LoRA, else the whole model
+        self.tokenizer.save_pretrained(out)
+        self.semid.save_pretrained(out / "semid")
+        info = {**self.info, "backbone": asdict(self.backbone), "peft": self.is_peft,
+                "semid_fingerprint": self.semid.fingerprint()}
+        (out / CONFIG_FILE).write_text(json.dumps(info, indent=2))
+        (out / "titles.json").write_text(json.dumps(self.titles))
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path) -> GenRecModel:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        folder = Path(folder)
+        if not (folder / CONFIG_FILE).is_file():
+            raise DataError(f"{folder}: no {CONFIG_FILE}; not a model saved by genrec")
+        info = json.loads((folder / CONFIG_FILE).read_text())
+        weights = ["adapter_model.safetensors"] if info.get("peft") else ["model.safetensors"]
+        missing = [f for f in ["tokenizer.json", "semid/config.json", *weights] if not (folder / f).is_file()]
+        if missing and not (not info.get("peft") and list(folder.glob("model-*.safetensors"))):
+            raise DataError(f"{folder}: missing {', '.join(missing)}; the model folder is incomplete")
+        backbone = BackboneConfig(**info["backbone"])
+        semid = SemanticIdTokenizer.from_pretrained(folder / "semid")
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        try:
+            if info.get("peft"):
+                from peft import PeftModel
+
+                base, _ = load_pretrained(backbone.name)
+                base.resize_token_embeddings(max(len(tokenizer), base.get_input_embeddings().weight.shape[0]))
+                model = PeftModel.from_pretrained(base, folder)
+            else:
+                model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+        except (OSError, RuntimeError, ValueError) as err:
+            raise DataError(f"{folder}: the weights cannot be loaded ({type(err).__name__}: {str(err)[:300]})") from None
+        tokenizer.padding_side = "left"
+        titles = json.loads((folder / "titles.json").read_text()) if (folder / "titles.json").is_file() else {}
+        return cls(model.eval(), tokenizer, semid, backbone, info, titles)
+
+    # ---- prompts and recommendations -------------------------------------------------------------------
+
+    def render(self, prompt) -> str:
+        """A task prompt as the model sees it: the chat template for chat backbones, else the raw text."""
+        if isinstance(prompt, list):
+            return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        if self.backbone.chat:
+            return self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                                      add_generation_prompt=True)
+        return prompt
+
+    def trie(self, candidates: np.ndarray | None = None) -> CodeTrie:
+        if getattr(self, "_trie", None) is None:
+            self._trie = CodeTrie.from_semid(self.semid, self.tokenizer)
+        return self._trie if candidates is None else self._trie.restrict(candidates)
+
+    def history_prompt(self, history: np.ndarray) -> str:
+        """The fixed (template 0) next-item prompt, as validation and test rows use."""
+        tokens = ", ".join(self.semid.item_to_tokens(int(i)) for i in history)
+        return templates.SEQREC[0].format(history=tokens)
+
+    @torch.no_grad()
+    def recommend_prompts(self, prompts: list, k: int = 10, beams: int | None = None, exact: bool = False,
+                          exclude=None, batch_size: int = 32, candidates: np.ndarray | None = None
+                          ) -> tuple[np.ndarray, np.ndarray]:
+        """(items, scores), each (len(prompts), k), best first; -1 where fewer than k items exist."""
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        trie = self.trie(candidates)
+        beams = max(beams or k, k)
+        self.model.eval()
+        items = np.full((len(prompts), k), -1, dtype=np.int64)
+        scores = np.full((len(prompts), k), -np.inf, dtype=np.float32)
+        for start in range(0, len(prompts), batch_size):
+            chunk = [self.render(p) for p in prompts[start : start + batch_size]]
+            batch = self.tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
+            skip = None if exclude is None else exclude[start : start + batch_size]
+            if exact:
+                top, score = exact_topk(self.model, batch["input_ids"], trie, k, batch["attention_mask"], skip)
+            else:
+                top, score = beam_search(self.model, batch["input_ids"], trie, beams, batch["attention_mask"], skip)
+            width = min(k, top.shape[1])
+            items[start : start + len(chunk), :width] = top[:, :width].numpy()
+            scores[start : start + len(chunk), :width] = score[:, :width].numpy()
+        return items, scores
+
+    def recommend(self, histories: list[np.ndarray], k: int = 10, **kwargs) -> np.ndarray:
+        """The `Recommender` protocol: top-k item ids for each history (dataset item indices)."""
+        return self.recommend_prompts([self.history_prompt(h) for h in histories], k, **kwargs)[0]

@@ -1,0 +1,78 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from genrec.config import apply_overrides, load_config
+from genrec.data import DataError
+from genrec.finetune import FinetuneConfig, finetune
+from genrec.model import GenRecModel
+
+TINY = {"scratch": {"layers": 1, "hidden": 32, "heads": 2, "kv_heads": 2, "intermediate": 64}}
+
+
+def _config(world, out, **extra):
+    root = world["root"]
+    raw = {"data": str(root / "data"), "semid": str(root / "semid"), "sft": str(root / "sft"), "out": str(out),
+           "backbone": TINY, "max_steps": 6, "batch_size": 16, "eval_steps": 3, "eval_users": 20,
+           "eval_beams": 20, "logging_steps": 1, "learning_rate": 0.003, "max_length": 128, **extra}
+    return load_config(FinetuneConfig, None, [f"{k}={json.dumps(v)}" for k, v in raw.items()])
+
+
+def test_overrides_reach_nested_keys():
+    raw = apply_overrides({"backbone": {"scratch": {"layers": 4}}}, ["backbone.scratch.layers=2", "epochs=0.5"])
+    assert raw == {"backbone": {"scratch": {"layers": 2}}, "epochs": 0.5}
+    with pytest.raises(DataError, match="unknown key"):
+        load_config(FinetuneConfig, None, ["epoch=1"])
+
+
+def test_finetune_saves_a_model_that_recommends_and_logs(world, tmp_path):
+    summary = finetune(_config(world, tmp_path / "m"))
+    assert summary["steps"] == 6 and 0.0 <= summary["eval_ndcg@10"] <= 1.0
+    model = GenRecModel.from_pretrained(tmp_path / "m")
+    top = model.recommend([world["dataset"].sequences()[0][:3]], k=5)
+    assert ((top >= 0) & (top < world["semid"].num_items)).all()
+    log = [json.loads(line) for line in (tmp_path / "m" / "train_log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in log if "loss" in r]
+    assert len(losses) >= 5 and losses[-1] < losses[0]  # the loss falls
+    assert sum("eval_ndcg@10" in r for r in log) >= 2 and (tmp_path / "m" / "train_curves.png").is_file()
+
+
+def test_resume_continues_from_the_saved_step(world, tmp_path):
+    finetune(_config(world, tmp_path / "m", max_steps=6))
+    summary = finetune(_config(world, tmp_path / "m", max_steps=9, resume=True))
+    assert summary["steps"] == 9
+    steps = [json.loads(line)["step"] for line in (tmp_path / "m" / "train_log.jsonl").read_text().splitlines()]
+    assert min(s for s in steps[steps.index(6) + 1 :] if s) > 6  # after resuming, logging starts past step 6
+    with pytest.raises(DataError, match="no checkpoint"):
+        finetune(_config(world, tmp_path / "fresh", resume=True))
+
+
+def test_sft_data_from_other_semantic_ids_is_refused(world, tmp_path):
+    info = json.loads((world["root"] / "sft" / "tasks.json").read_text())
+    other = tmp_path / "sft"
+    import shutil
+
+    shutil.copytree(world["root"] / "sft", other)
+    (other / "tasks.json").write_text(json.dumps({**info, "semid_fingerprint": "0000"}))
+    with pytest.raises(DataError, match="built with other semantic IDs"):
+        finetune(_config(world, tmp_path / "m", sft=str(other)))
+
+
+def test_two_processes_on_cpu(world, tmp_path):
+    cfg = _config(world, tmp_path / "m", max_steps=4, eval_steps=2)
+    recipe = tmp_path / "recipe.yaml"
+    raw = {k: v for k, v in vars(cfg).items() if k != "backbone"}
+    raw["backbone"] = TINY
+    recipe.write_text(yaml.safe_dump(raw))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+                          "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                          "-m", "genrec", "finetune", "--config", str(recipe)],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (tmp_path / "m" / "genrec.json").is_file()
+    assert GenRecModel.from_pretrained(tmp_path / "m").semid.num_items == world["semid"].num_items

@@ -1,0 +1,121 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from genrec.data import DataError
+from genrec.model import BackboneConfig, GenRecModel, LoraSettings, ScratchConfig, add_code_tokens, load_pretrained
+
+WORDS = ["<pad>", "<eos>", "<unk>", "the", "user", "bought", "next", "item", "which", ",", ".", "?"]
+
+
+def _pretend_pretrained(folder, tied: bool, extra_rows: int = 0):
+    """A small 'pretrained' LM saved like a hub model, optionally with a padded vocabulary (as Qwen has)."""
+    raw = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(WORDS) + extra_rows, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=4, num_key_value_heads=4, tie_word_embeddings=tied, pad_token_id=0,
+                         eos_token_id=1)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_code_tokens_resize_tied_and_untied(tmp_path, world, tied):
+    model, tokenizer = load_pretrained(_pretend_pretrained(tmp_path, tied))
+    ids = add_code_tokens(model, tokenizer, world["semid"])
+    rows = model.get_input_embeddings().weight.shape[0]
+    assert rows == len(WORDS) + len(world["semid"].all_tokens()) == len(tokenizer)
+    assert model.get_output_embeddings().weight.shape[0] == rows and max(ids) == rows - 1
+    assert (model.get_input_embeddings().weight.data_ptr() == model.get_output_embeddings().weight.data_ptr()) == tied
+    assert tokenizer.convert_ids_to_tokens(ids[:2]) == ["<a_0>", "<a_1>"]
+
+
+def test_padded_vocabulary_is_never_shrunk(tmp_path, world):
+    model, tokenizer = load_pretrained(_pretend_pretrained(tmp_path, tied=True, extra_rows=500))
+    add_code_tokens(model, tokenizer, world["semid"])
+    assert model.get_input_embeddings().weight.shape[0] == len(WORDS) + 500 > len(tokenizer)
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_lora_trains_new_token_rows_and_freezes_old_ones(tmp_path, world, tied):
+    backbone = BackboneConfig(name=_pretend_pretrained(tmp_path, tied), lora=LoraSettings(r=4, alpha=8, dropout=0.0))
+    genrec = GenRecModel.create(backbone, world["semid"])
+    model, tokenizer = genrec.model, genrec.tokenizer
+    code_ids = tokenizer.convert_tokens_to_ids(world["semid"].all_tokens())
+    old_ids = list(range(len(WORDS)))
+    text = "the user bought <a_1><b_2><c_3> , next item ?"
+    batch = tokenizer([text], return_tensors="pt")
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n or "trainable_tokens" in n for n in trainable)
+    assert any("lm_head" in n for n in trainable) == (not tied)
+
+    def rows(ids):
+        emb = model.get_input_embeddings()(torch.tensor(ids)).detach().clone()
+        head = model.get_output_embeddings()
+        return emb, None if head is None else head(torch.eye(head.in_features)).detach().T[ids].clone()
+
+    before_new, before_old = rows(code_ids[:5]), rows(old_ids)
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0)
+    loss = model(**batch, labels=batch["input_ids"]).loss
+    loss.backward()
+    optimizer.step()
+    after_new, after_old = rows(code_ids[:5]), rows(old_ids)
+    assert torch.equal(before_old[0], after_old[0])                 # old input rows frozen
+    assert not torch.allclose(before_new[0][1:4], after_new[0][1:4])  # <a_1>, <a_2>... rows that were used moved
+    if not tied:
+        assert not torch.allclose(before_new[1], after_new[1])      # untied head: new rows trainable too
+
+
+def test_scratch_save_load_gives_identical_logits(tmp_path, world):
+    texts = world["sft"]["train"]["prompt"][:200]
+    genrec = GenRecModel.create(BackboneConfig(scratch=ScratchConfig(layers=1, hidden=32, heads=2, kv_heads=2,
+                                                                     intermediate=64)), world["semid"], texts)
+    genrec.save_pretrained(tmp_path / "m")
+    back = GenRecModel.from_pretrained(tmp_path / "m")
+    batch = genrec.tokenizer([texts[0]], return_tensors="pt")
+    assert batch["input_ids"].tolist() == back.tokenizer([texts[0]], return_tensors="pt")["input_ids"].tolist()
+    torch.testing.assert_close(genrec.model(**batch).logits, back.model(**batch).logits, atol=0, rtol=0)
+    assert back.semid.fingerprint() == world["semid"].fingerprint()
+
+
+def test_lora_save_load_gives_identical_logits(tmp_path, world):
+    backbone = BackboneConfig(name=_pretend_pretrained(tmp_path / "base", tied=False),
+                              lora=LoraSettings(r=4, alpha=8, dropout=0.0))
+    genrec = GenRecModel.create(backbone, world["semid"])
+    with torch.no_grad():  # move adapters and token rows away from their initial values
+        for p in genrec.model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.1)
+    genrec.save_pretrained(tmp_path / "m")
+    back = GenRecModel.from_pretrained(tmp_path / "m")
+    batch = genrec.tokenizer(["the user bought <a_1><b_2><c_3>"], return_tensors="pt")
+    torch.testing.assert_close(genrec.model.eval()(**batch).logits, back.model(**batch).logits, atol=1e-6, rtol=0)
+
+
+def test_recommendations_are_real_items(world):
+    genrec = GenRecModel.create(BackboneConfig(scratch=ScratchConfig(layers=1, hidden=32, heads=2, kv_heads=2,
+                                                                     intermediate=64)), world["semid"],
+                                world["sft"]["train"]["prompt"][:100])
+    histories = [np.array([0, 1, 2]), np.array([5])]
+    top = genrec.recommend(histories, k=10, beams=12)
+    assert top.shape == (2, 10) and ((top >= 0) & (top < world["semid"].num_items)).all()
+    exact, _ = genrec.recommend_prompts([genrec.history_prompt(histories[0])], k=3, exact=True)
+    beam, _ = genrec.recommend_prompts([genrec.history_prompt(histories[0])], k=3, beams=world["semid"].num_items)
+    assert exact.tolist() == beam.tolist()  # full-width beam search is exact
+
+
+def test_unloadable_names_and_broken_folders(tmp_path):
+    with pytest.raises(DataError, match="Offline sources"):
+        load_pretrained("no-such-org/no-such-model")
+    with pytest.raises(DataError, match="not a model saved by genrec"):
+        GenRecModel.from_pretrained(tmp_path)
+    (tmp_path / "genrec.json").write_text(json.dumps({"backbone": {"scratch": {}}, "peft": False}))
+    with pytest.raises(DataError, match="missing tokenizer.json, semid/config.json, model.safetensors"):
+        GenRecModel.from_pretrained(tmp_path)
