@@ -91,7 +91,7 @@ class RankingSFTTrainer(SFTTrainer):
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict:
         self.genrec.model = self.model
         top, _ = self.genrec.recommend_prompts(list(self.ranking_rows["prompt"]), k=20, beams=max(self.beams, 20))
-        metrics = ranking_metrics(top, np.asarray(self.ranking_rows["target_item"]))
+        metrics = ranking_metrics(top, np.asarray(list(self.ranking_rows["target_item"])))
         metrics = {f"{metric_key_prefix}_{k}": v for k, v in metrics.items() if k.endswith(("@10", "@20", "@5"))}
         metrics["epoch"] = self.state.epoch
         self.log(metrics)
@@ -139,7 +139,7 @@ def finetune(cfg: FinetuneConfig) -> dict:
     if cfg.resume and not any(checkpoints.glob("checkpoint-*")):
         raise DataError(f"--resume: no checkpoint under {checkpoints}")
     train = sft["train"].select_columns(["prompt", "completion"])
-    texts = [t for t in train["prompt"] + train["completion"] if isinstance(t, str)]
+    texts = [t for t in list(train["prompt"]) + list(train["completion"]) if isinstance(t, str)]
     genrec = GenRecModel.create(cfg.backbone, semid, texts=texts, seed=cfg.seed)
     genrec.titles = dict(zip(dataset.items["item_id"], dataset.titles()))
     if cfg.backbone.chat:

@@ -58,8 +58,8 @@ def test_lora_trains_new_token_rows_and_freezes_old_ones(tmp_path, world, tied):
 
     def rows(ids):
         emb = model.get_input_embeddings()(torch.tensor(ids)).detach().clone()
-        head = model.get_output_embeddings()
-        return emb, None if head is None else head(torch.eye(head.in_features)).detach().T[ids].clone()
+        head = model.get_output_embeddings()  # its effective rows: the head applied to the identity
+        return emb, head(torch.eye(emb.shape[-1])).detach().T[ids].clone()
 
     before_new, before_old = rows(code_ids[:5]), rows(old_ids)
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0)
@@ -74,7 +74,7 @@ def test_lora_trains_new_token_rows_and_freezes_old_ones(tmp_path, world, tied):
 
 
 def test_scratch_save_load_gives_identical_logits(tmp_path, world):
-    texts = world["sft"]["train"]["prompt"][:200]
+    texts = list(world["sft"]["train"]["prompt"])[:200]
     genrec = GenRecModel.create(BackboneConfig(scratch=ScratchConfig(layers=1, hidden=32, heads=2, kv_heads=2,
                                                                      intermediate=64)), world["semid"], texts)
     genrec.save_pretrained(tmp_path / "m")
@@ -102,7 +102,7 @@ def test_lora_save_load_gives_identical_logits(tmp_path, world):
 def test_recommendations_are_real_items(world):
     genrec = GenRecModel.create(BackboneConfig(scratch=ScratchConfig(layers=1, hidden=32, heads=2, kv_heads=2,
                                                                      intermediate=64)), world["semid"],
-                                world["sft"]["train"]["prompt"][:100])
+                                list(world["sft"]["train"]["prompt"])[:100])
     histories = [np.array([0, 1, 2]), np.array([5])]
     top = genrec.recommend(histories, k=10, beams=12)
     assert top.shape == (2, 10) and ((top >= 0) & (top < world["semid"].num_items)).all()
