@@ -64,7 +64,7 @@ def _download(args) -> int:
 def _demo(args) -> int:
     from .demo import run_demo
 
-    run_demo(args.out, seed=args.seed)
+    run_demo(args.out, seed=args.seed, train_steps=args.train_steps, users=args.users)
     return 0
 
 
@@ -281,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = steps.add_parser("demo", help="the main job on the embedded synthetic dataset, end to end")
     demo.add_argument("--out", default="runs/demo")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--train-steps", type=int, default=700, help="finetuning steps (fewer: faster, worse)")
+    demo.add_argument("--users", type=int, default=3000, help="users in the synthetic dataset")
     demo.set_defaults(run=_demo)
     return parser
 

@@ -88,6 +88,16 @@ class RankingSFTTrainer(SFTTrainer):
         super().__init__(*args, **kwargs)
         self.genrec, self.ranking_rows, self.beams = genrec, ranking_rows, beams
 
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The model's own forward and loss on the completion tokens (labels are -100 elsewhere).
+
+        trl's fused LM head multiplies by `lm_head.weight` directly, which skips peft's trainable code-token
+        rows in the head: the code tokens' output rows would never train (LETTER's issue #12).
+        """
+        keep = {k: v for k, v in inputs.items() if k in ("input_ids", "attention_mask", "position_ids", "labels")}
+        outputs = model(**keep, num_items_in_batch=num_items_in_batch)
+        return (outputs.loss, outputs) if return_outputs else outputs.loss
+
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict:
         self.genrec.model = self.model
         top, _ = self.genrec.recommend_prompts(list(self.ranking_rows["prompt"]), k=20, beams=max(self.beams, 20))

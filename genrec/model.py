@@ -239,7 +239,8 @@ class GenRecModel:
             else:
                 model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
         except (OSError, RuntimeError, ValueError) as err:
-            raise DataError(f"{folder}: the weights cannot be loaded ({type(err).__name__}: {str(err)[:300]})") from None
+            detail = f"{type(err).__name__}: {str(err)[:300]}"
+            raise DataError(f"{folder}: the weights cannot be loaded ({detail})") from None
         tokenizer.padding_side = "left"
         titles = json.loads((folder / "titles.json").read_text()) if (folder / "titles.json").is_file() else {}
         return cls(model.eval(), tokenizer, semid, backbone, info, titles)

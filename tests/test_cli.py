@@ -28,8 +28,26 @@ def test_every_step_has_help():
 
 
 def test_demo_runs(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path)]) == 0
+    assert main(["demo", "--out", str(tmp_path), "--users", "300", "--train-steps", "6"]) == 0
     out = capsys.readouterr().out
-    assert "| markov chain |" in out and "next (held out)" in out
+    assert "| markov chain |" in out and "| genrec (semantic IDs + LM) |" in out and "next (held out)" in out
     assert (tmp_path / "data" / "dataset.json").is_file() and (tmp_path / "results" / "metrics.md").is_file()
     assert "0.0% after resolution" in out and (tmp_path / "semid" / "codes.json").is_file()
+    assert (tmp_path / "model" / "genrec.json").is_file()
+
+
+def test_recommend_cli(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--users", "200", "--train-steps", "4"]) == 0
+    capsys.readouterr()
+    model = str(tmp_path / "model")
+    first, second = list(json.loads((tmp_path / "model" / "titles.json").read_text()))[:2]
+    assert main(["recommend", "--model", model, "--history", f"{first},{second}", "-k", "5", "--json",
+                 "--exclude-history"]) == 0
+    rec = json.loads(capsys.readouterr().out)["recommendations"]
+    ids = [r["item_id"] for r in rec]
+    assert len(ids) == 5 and len(set(ids)) == 5 and not {first, second} & set(ids)
+    assert all(r["title"] for r in rec) and [r["score"] for r in rec] == sorted((r["score"] for r in rec), reverse=True)
+    assert main(["recommend", "--model", model, "--history", f"{first},nope", "-k", "5"]) == 2
+    assert "unknown item id(s) nope" in capsys.readouterr().err
+    assert main(["recommend", "--model", model, "--history", first, "-k", "100000"]) == 2
+    assert "larger than the catalogue" in capsys.readouterr().err

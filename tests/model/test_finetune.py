@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 import yaml
 
 from genrec.config import apply_overrides, load_config
@@ -76,3 +77,16 @@ def test_two_processes_on_cpu(world, tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert (tmp_path / "m" / "genrec.json").is_file()
     assert GenRecModel.from_pretrained(tmp_path / "m").semid.num_items == world["semid"].num_items
+
+
+def test_lora_finetune_trains_the_code_rows_of_an_untied_head(world, tmp_path):
+    from tests.model.test_model import _pretend_pretrained
+
+    base = _pretend_pretrained(tmp_path / "base", tied=False)
+    backbone = {"name": base, "lora": {"r": 4, "alpha": 8, "dropout": 0.0}}
+    finetune(_config(world, tmp_path / "m", backbone=backbone, max_steps=4, learning_rate=0.05))
+    model = GenRecModel.from_pretrained(tmp_path / "m").model
+    head = model.get_output_embeddings().token_adapter
+    ids = head.token_indices["default"]
+    base_rows = head.base_layer.weight[ids]
+    assert not torch.allclose(head.trainable_tokens_delta["default"], base_rows)  # trained through trl
