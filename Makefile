@@ -28,6 +28,9 @@ test: setup
 bench: setup
 	$(BIN)/python bench/data_stats.py
 	$(BIN)/python bench/codebook.py --dataset yelp
+	$(BIN)/python bench/decode.py
+	$(BIN)/genrec demo
+	$(BIN)/python bench/finetune.py
 
 lint: setup
 	$(BIN)/ruff check .
