@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +17,7 @@ import datasets
 import numpy as np
 
 from genrec.data import DataError, RecDataset, leave_one_out
+from genrec.data.io import atomic_folder
 from semid.tokenizer import SemanticIdTokenizer
 
 from . import behaviour, items
@@ -108,16 +106,7 @@ def summary(sft: datasets.DatasetDict) -> dict[str, dict[str, int]]:
 
 def save_sft(sft: datasets.DatasetDict, out_dir: str | Path, cfg: TaskConfig, semid: SemanticIdTokenizer) -> None:
     """`save_to_disk` plus `tasks.json` (config, rows per task, the semantic IDs' fingerprint), atomically."""
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_folder(out_dir) as tmp:
         sft.save_to_disk(str(tmp))
         info = {"config": asdict(cfg), "rows": summary(sft), "semid_fingerprint": semid.fingerprint()}
         (tmp / "tasks.json").write_text(json.dumps(info, indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +17,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from .errors import DataError
+from .io import atomic_folder
 from .text import TEXT_FIELDS, has_text
 
 log = logging.getLogger("genrec.data")
@@ -152,22 +150,13 @@ class RecDataset:
 
     def save(self, out_dir: str | Path) -> Path:
         """Write atomically: a temporary folder beside `out_dir`, renamed when complete."""
-        out_dir = Path(out_dir)
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-        try:
+        with atomic_folder(out_dir) as tmp:
             for file, table in self.to_hf().items():
                 pq.write_table(table.data.table, tmp / f"{file}.parquet")
             info = {"format_version": FORMAT_VERSION, "name": self.name, "users": self.num_users,
                     "items": self.num_items, "interactions": len(self.interactions), "meta": self.meta}
             (tmp / "dataset.json").write_text(json.dumps(info, indent=2))
-            if out_dir.exists():
-                shutil.rmtree(out_dir)
-            os.replace(tmp, out_dir)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
-        return out_dir
+        return Path(out_dir)
 
     def to_hf(self) -> datasets.DatasetDict:
         """The three tables as a `datasets.DatasetDict` (items, users, interactions)."""
