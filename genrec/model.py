@@ -83,7 +83,7 @@ _WORDS = re.compile(r"<[a-z]_\d+>|\w+|[^\w\s]")
 
 def build_word_tokenizer(texts: list[str], semid: SemanticIdTokenizer, min_count: int = 1):
     """A word-level tokenizer over `texts` (words and punctuation) plus every code token, for scratch models."""
-    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     counts: dict[str, int] = {}
@@ -97,8 +97,6 @@ def build_word_tokenizer(texts: list[str], semid: SemanticIdTokenizer, min_count
     raw = Tokenizer(models.WordLevel(vocab, unk_token=SPECIAL["unk_token"]))
     raw.normalizer = normalizers.Lowercase()
     raw.pre_tokenizer = pre_tokenizers.Split(Regex(r"\w+|[^\w\s]"), behavior="isolated")
-    from tokenizers import decoders
-
     raw.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, **SPECIAL)
     tokenizer.add_tokens(semid.all_tokens())

@@ -3,27 +3,17 @@ import json
 import numpy as np
 import pytest
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from genrec.data import DataError
 from genrec.model import BackboneConfig, GenRecModel, LoraSettings, ScratchConfig, add_code_tokens, load_pretrained
+from tests.tiny_lm import SPECIAL, save_tiny_lm
 
-WORDS = ["<pad>", "<eos>", "<unk>", "the", "user", "bought", "next", "item", "which", ",", ".", "?"]
+WORDS = [*SPECIAL, "the", "user", "bought", "next", "item", "which", ",", ".", "?"]
 
 
 def _pretend_pretrained(folder, tied: bool, extra_rows: int = 0):
     """A small 'pretrained' LM saved like a hub model, optionally with a padded vocabulary (as Qwen has)."""
-    raw = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="<unk>"))
-    raw.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(WORDS) + extra_rows, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=4, num_key_value_heads=4, tie_word_embeddings=tied, pad_token_id=0,
-                         eos_token_id=1)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
+    return save_tiny_lm(folder, WORDS[len(SPECIAL):], tied=tied, extra_rows=extra_rows)
 
 
 @pytest.mark.parametrize("tied", [True, False])

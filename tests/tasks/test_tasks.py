@@ -12,6 +12,7 @@ from semid.tokenizer import SemanticIdTokenizer
 from tasks import TaskConfig, build_sft, summary
 from tasks import templates as T
 from tasks.items import derived_queries
+from tests.tiny_lm import save_tiny_lm
 
 
 def _world(users=40, n_items=30, seed=0):
@@ -144,22 +145,10 @@ def test_local_lm_generation_is_cached(tmp_path, monkeypatch):
 
 
 def test_generation_runs_a_real_causal_lm(tmp_path):
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
     from tasks.generate import Generator
 
-    vocab = {w: i for i, w in enumerate(["<pad>", "<eos>", "likes", "tents", "and", "boots"])}
-    raw = Tokenizer(models.WordLevel(vocab, unk_token="<pad>"))
-    raw.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok = PreTrainedTokenizerFast(tokenizer_object=raw, pad_token="<pad>", eos_token="<eos>")
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=6, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-                      num_key_value_heads=2, pad_token_id=0, eos_token_id=1)
-    LlamaForCausalLM(cfg).save_pretrained(tmp_path / "lm")
-    tok.save_pretrained(tmp_path / "lm")
-    answers = Generator(str(tmp_path / "lm"), tmp_path / "cache", max_new_tokens=3).generate(["tents", "boots and"])
+    lm = save_tiny_lm(tmp_path / "lm", ["likes", "tents", "and", "boots"])
+    answers = Generator(lm, tmp_path / "cache", max_new_tokens=3).generate(["tents", "boots and"])
     assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
     assert json.loads(next((tmp_path / "cache").glob("*.json")).read_text())
 
