@@ -1,7 +1,8 @@
 """Decoding speed: our constrained beam search vs transformers' generate + prefix_allowed_tokens_fn.
 
     python bench/decode.py [--items 20000,1000000] [--beams 20,50] [--batch 1,32] [--json bench/results/decode.json]
-    python bench/decode.py --model DIR    # a saved causal LM instead of the random one
+    python bench/decode.py --model smollm2 --items 20000 --batch 1 --json bench/results/decode_smollm2.json
+                                          # a real backbone (folder, hub name, GGUF, alias) instead
 
 Speed does not depend on the weights, so by default the model is a randomly initialised LLaMA-architecture
 LM (4 layers, width 256, 32k text vocabulary + 3 x 256 code tokens), on one process. Codes are random unique
@@ -21,17 +22,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM
 
 from genrec.decode import CodeTrie, FullCodeSpace, beam_search, prefix_allowed_tokens_fn
+from genrec.model import load_pretrained
 
 LEVELS = [256, 256, 256]
 
 
 def build_model(path: str | None, text_vocab: int) -> tuple[torch.nn.Module, list[torch.Tensor], int]:
     if path:
-        model = AutoModelForCausalLM.from_pretrained(path).eval()
-        vocab = model.config.vocab_size
+        model, _ = load_pretrained(path)  # a folder, a hub name, a GGUF file or an alias such as smollm2
+        model.eval()
+        vocab = model.get_input_embeddings().weight.shape[0]
     else:
         torch.manual_seed(0)
         vocab = text_vocab + sum(LEVELS)
