@@ -18,7 +18,6 @@ from .data import LOADERS, DataError
 # Steps whose implementation lands with a later issue: they are listed so `genrec --help` shows the whole
 # pipeline, and say plainly that they are not available yet.
 _PLANNED = {
-    "evaluate": "step 4: Recall@K / NDCG@K on the leave-one-out split",
     "run": "run a whole YAML recipe, stage by stage",
 }
 
@@ -177,6 +176,33 @@ def _recommend(args) -> int:
     return 0
 
 
+def _evaluate(args) -> int:
+    from .data import RecDataset, leave_one_out
+    from .evaluate import PopularityRecommender, evaluate, metrics_table
+
+    dataset = RecDataset.load(args.data)
+    splits = leave_one_out(dataset, args.max_history)
+    if args.model == "popularity":
+        model, name = PopularityRecommender(splits.train, dataset.num_items), "popularity"
+    else:
+        from .model import GenRecModel
+
+        model, name = GenRecModel.from_pretrained(args.model), f"genrec ({args.model})"
+        if model.semid.item_ids != list(dataset.items["item_id"]):
+            raise DataError(f"{args.model} was trained on other items than {args.data}")
+        model.decode_options = {"beams": args.beams, "exact": args.exact}
+    result = evaluate(model, dataset, args.split, args.max_history, splits=splits)
+    keys = ("recall@5", "recall@10", "recall@20", "ndcg@5", "ndcg@10", "ndcg@20")
+    print(f"{args.split}: {result['users']:,} users, full ranking over {dataset.num_items:,} items")
+    print(metrics_table({name: result, **{f"  {g}": m for g, m in result["groups"].items()}}, keys))
+    print(f"MRR@20 {result['mrr@20']:.4f}; validity {result['validity']:.3f}; coverage@10 {result['coverage@10']:.3f}")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2))
+        print(f"saved to {args.out}")
+    return 0
+
+
 def _planned(name: str):
     def run(args) -> int:
         print(f"genrec {name}: not available in this version yet ({_PLANNED[name]}).", file=sys.stderr)
@@ -274,6 +300,16 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--exclude-history", action="store_true", help="never recommend items of the history")
     rec.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     rec.set_defaults(run=_recommend)
+
+    ev = steps.add_parser("evaluate", help="step 4: leave-one-out Recall / NDCG / MRR, full ranking, by group")
+    ev.add_argument("--model", required=True, help="a folder from `genrec finetune`, or `popularity`")
+    ev.add_argument("--data", required=True, help="the dataset folder the model was trained on")
+    ev.add_argument("--split", choices=["valid", "test"], default="test")
+    ev.add_argument("--out", help="write metrics.json here")
+    ev.add_argument("--beams", type=int, default=20)
+    ev.add_argument("--exact", action="store_true", help="exact top-20 instead of beam search")
+    ev.add_argument("--max-history", type=int, default=20)
+    ev.set_defaults(run=_evaluate)
 
     for name, text in _PLANNED.items():
         steps.add_parser(name, help=f"{text} (not available yet)", description=text).set_defaults(run=_planned(name))

@@ -16,18 +16,11 @@ from semid.codebook import CodebookConfig, build_codebook, plot_usage
 from tasks import TaskConfig, build_sft, save_sft, summary
 
 from .data import SyntheticConfig, dataset_stats, format_stats, leave_one_out, make_synthetic
-from .evaluate import PopularityRecommender, ranking_metrics
+from .evaluate import PopularityRecommender, metrics_table, ranking_metrics
 from .finetune import FinetuneConfig, finetune
 from .model import BackboneConfig, GenRecModel, ScratchConfig
 
 DEMO_BACKBONE = ScratchConfig(layers=2, hidden=128, heads=4, kv_heads=4, intermediate=384)
-
-
-def metrics_table(rows: dict[str, dict[str, float]], keys=("recall@5", "recall@10", "ndcg@5", "ndcg@10")) -> str:
-    """A markdown table: one row per model."""
-    lines = ["| model | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
-    lines += [f"| {name} | " + " | ".join(f"{m[k]:.4f}" for k in keys) + " |" for name, m in rows.items()]
-    return "\n".join(lines)
 
 
 def run_demo(out: str | Path, seed: int = 0, examples: int = 3, train_steps: int = 700,

@@ -1,14 +1,30 @@
 """Ranking metrics shared by genrec and every baseline: leave-one-out, full ranking over the catalogue.
 
 With one held-out target per user, Recall@K equals HR@K, and NDCG@K is 1/log2(rank + 1) when the target is
-ranked within the top K (rank counted from 1), else 0.
+ranked within the top K (rank counted from 1), else 0. MRR@20 is 1/rank within the top 20, else 0.
+Validity is the share of recommended ids that are real items (1.0 for constrained decoding); coverage@10 is
+the share of the catalogue that appears in at least one user's top 10.
+
+Groups, defined once here: tail users are the 20% of evaluated users with the shortest training histories
+(ties by user order); tail items are the least popular items (by training interactions) that together make
+up 20% of all training interactions; a user is in the tail-item group when their target is a tail item.
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 
+from .data import EvalSet, RecDataset, Split, leave_one_out
+
 KS = (1, 5, 10, 20)
+TAIL_SHARE = 0.2
+
+
+class Recommender(Protocol):
+    def recommend(self, histories: list[np.ndarray], k: int) -> np.ndarray:
+        """(users, k) item indices, best first; -1 where a model has fewer than k items to give."""
 
 
 def ranking_metrics(top_items: np.ndarray, targets: np.ndarray, ks: tuple[int, ...] = KS) -> dict[str, float]:
@@ -47,3 +63,59 @@ class PopularityRecommender:
 
     def recommend(self, histories: list[np.ndarray], k: int) -> np.ndarray:
         return np.tile(self.order[:k], (len(histories), 1))
+
+
+def tail_items(train: list[np.ndarray], num_items: int, share: float = TAIL_SHARE) -> np.ndarray:
+    """Bool per item: the least popular items that together hold `share` of the training interactions."""
+    counts = np.bincount(np.concatenate(train), minlength=num_items) if train else np.zeros(num_items, int)
+    order = np.lexsort((np.arange(num_items), counts))  # least popular first, ties by id
+    cumulative = np.cumsum(counts[order])
+    tail = np.zeros(num_items, dtype=bool)
+    tail[order[cumulative <= share * counts.sum()]] = True
+    return tail
+
+
+def tail_users(train: list[np.ndarray], users: np.ndarray, share: float = TAIL_SHARE) -> np.ndarray:
+    """Bool per evaluated user: the `share` of them with the shortest training histories."""
+    lengths = np.array([len(train[u]) for u in users])
+    order = np.argsort(lengths, kind="stable")
+    tail = np.zeros(len(users), dtype=bool)
+    tail[order[: int(round(share * len(users)))]] = True
+    return tail
+
+
+def full_metrics(top_items: np.ndarray, targets: np.ndarray, num_items: int, ks: tuple[int, ...] = KS) -> dict:
+    """ranking_metrics plus MRR@maxK, validity and coverage@10."""
+    metrics = ranking_metrics(top_items, targets, ks)
+    depth = max(ks)
+    hits = top_items[:, :depth] == targets[:, None]
+    metrics[f"mrr@{depth}"] = float(np.where(hits.any(1), 1.0 / (hits.argmax(1) + 1), 0.0).mean())
+    valid = (top_items >= 0) & (top_items < num_items)
+    metrics["validity"] = float(valid[:, :depth].mean())
+    top10 = top_items[:, :10]
+    metrics["coverage@10"] = float(len(np.unique(top10[(top10 >= 0) & (top10 < num_items)])) / num_items)
+    return metrics
+
+
+def evaluate(recommender: Recommender, dataset: RecDataset, split: str = "test", max_history: int = 20,
+             batch_size: int = 256, splits: Split | None = None) -> dict:
+    """Leave-one-out evaluation of any Recommender: overall metrics and the same per user / item group."""
+    splits = splits or leave_one_out(dataset, max_history)
+    users: EvalSet = getattr(splits, split)
+    depth = max(KS)
+    top = np.concatenate([np.asarray(recommender.recommend(users.histories[i : i + batch_size], depth))
+                          for i in range(0, len(users), batch_size)])
+    result = {**full_metrics(top, users.targets, dataset.num_items), "users": len(users), "split": split}
+    item_tail = tail_items(splits.train, dataset.num_items)[users.targets]
+    user_tail = tail_users(splits.train, users.users)
+    groups = {"tail_users": user_tail, "head_users": ~user_tail, "tail_items": item_tail, "head_items": ~item_tail}
+    result["groups"] = {name: {**ranking_metrics(top[mask], users.targets[mask]), "users": int(mask.sum())}
+                        for name, mask in groups.items() if mask.any()}
+    return result
+
+
+def metrics_table(rows: dict[str, dict], keys=("recall@5", "recall@10", "ndcg@5", "ndcg@10")) -> str:
+    """A markdown table: one row per model."""
+    lines = ["| model | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    lines += [f"| {name} | " + " | ".join(f"{m[k]:.4f}" for k in keys) + " |" for name, m in rows.items()]
+    return "\n".join(lines)

@@ -180,6 +180,7 @@ class GenRecModel:
     backbone: BackboneConfig
     info: dict = field(default_factory=dict)
     titles: dict[str, str] = field(default_factory=dict)   # item id -> display title, for people reading output
+    decode_options: dict = field(default_factory=dict)     # defaults for recommend(): beams, exact, batch_size
 
     @classmethod
     def create(cls, backbone: BackboneConfig, semid: SemanticIdTokenizer, texts: list[str] | None = None,
@@ -291,4 +292,5 @@ class GenRecModel:
 
     def recommend(self, histories: list[np.ndarray], k: int = 10, **kwargs) -> np.ndarray:
         """The `Recommender` protocol: top-k item ids for each history (dataset item indices)."""
-        return self.recommend_prompts([self.history_prompt(h) for h in histories], k, **kwargs)[0]
+        options = {**self.decode_options, **kwargs}
+        return self.recommend_prompts([self.history_prompt(h) for h in histories], k, **options)[0]

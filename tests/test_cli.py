@@ -51,3 +51,8 @@ def test_recommend_cli(tmp_path, capsys):
     assert "unknown item id(s) nope" in capsys.readouterr().err
     assert main(["recommend", "--model", model, "--history", first, "-k", "100000"]) == 2
     assert "larger than the catalogue" in capsys.readouterr().err
+    assert main(["evaluate", "--model", model, "--data", str(tmp_path / "data"), "--out", str(tmp_path / "m.json"),
+                 "--beams", "10"]) == 0
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["validity"] == 1.0 and {"recall@10", "ndcg@10", "mrr@20", "coverage@10"} <= set(metrics)
+    assert main(["evaluate", "--model", "popularity", "--data", str(tmp_path / "data")]) == 0

@@ -27,3 +27,48 @@ def test_top_k_orders_by_score_then_lower_id():
 def test_popularity_ranks_by_training_counts():
     pop = PopularityRecommender([np.array([2, 2, 1]), np.array([2, 0, 1])], num_items=4)
     assert pop.recommend([np.array([0])], 4).tolist() == [[2, 1, 0, 3]]
+
+
+def test_mrr_validity_coverage_by_hand():
+    from genrec.evaluate import full_metrics
+
+    top = np.array([[3, 1, -1, 9], [2, 3, 0, 1]])
+    m = full_metrics(top, np.array([1, 7]), num_items=8, ks=(1, 4))
+    assert m["mrr@4"] == pytest.approx((1 / 2 + 0) / 2)
+    assert m["validity"] == pytest.approx(6 / 8)  # -1 and 9 are not items of an 8-item catalogue
+    assert m["coverage@10"] == pytest.approx(4 / 8)  # items 0, 1, 2, 3
+
+
+def test_tail_groups_by_hand():
+    from genrec.evaluate import tail_items, tail_users
+
+    train = [np.array([0, 0, 0, 0, 1, 1, 1, 2]), np.array([0, 3])]  # counts: 0:5, 1:3, 2:1, 3:1 (total 10)
+    assert tail_items(train, 5).tolist() == [False, False, True, True, True]  # 4 never seen, 2 and 3 = 2/10
+    assert tail_users(train * 5, np.arange(10)).tolist() == [False, True] + [False, True] + [False] * 6
+
+
+class _Oracle:
+    def __init__(self, targets):
+        self.queue = list(targets)
+
+    def recommend(self, histories, k):
+        out = np.full((len(histories), k), -1)
+        for row in range(len(histories)):
+            out[row, 0] = self.queue.pop(0)
+        return out
+
+
+def test_evaluate_with_an_oracle_and_popularity():
+    from genrec.data import SyntheticConfig, leave_one_out, make_synthetic
+    from genrec.evaluate import evaluate
+
+    ds = make_synthetic(SyntheticConfig(users=150))
+    split = leave_one_out(ds)
+    perfect = evaluate(_Oracle(split.test.targets), ds, batch_size=40)
+    assert perfect["recall@1"] == perfect["ndcg@20"] == 1.0 and perfect["validity"] == pytest.approx(1 / 20)
+    assert set(perfect["groups"]) == {"tail_users", "head_users", "tail_items", "head_items"}
+    pop = evaluate(PopularityRecommender(split.train, ds.num_items), ds, "valid")
+    by_hand = ranking_metrics(PopularityRecommender(split.train, ds.num_items).recommend(split.valid.histories, 20),
+                              split.valid.targets)
+    assert pop["recall@10"] == by_hand["recall@10"] and pop["users"] == len(split.valid)
+    assert pop["groups"]["tail_users"]["users"] == round(0.2 * len(split.valid))
