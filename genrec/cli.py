@@ -17,9 +17,6 @@ from .data import LOADERS, DataError
 
 # Steps whose implementation lands with a later issue: they are listed so `genrec --help` shows the whole
 # pipeline, and say plainly that they are not available yet.
-_PLANNED = {
-    "run": "run a whole YAML recipe, stage by stage",
-}
 
 
 def _prepare(args) -> int:
@@ -203,11 +200,16 @@ def _evaluate(args) -> int:
     return 0
 
 
-def _planned(name: str):
-    def run(args) -> int:
-        print(f"genrec {name}: not available in this version yet ({_PLANNED[name]}).", file=sys.stderr)
-        return 2
-    return run
+def _run(args) -> int:
+    from .config import load_config
+    from .evaluate import metrics_table
+    from .pipeline import Run, RunConfig
+
+    cfg = load_config(RunConfig, args.recipe, args.overrides)
+    results = Run(cfg).run()
+    print(metrics_table(results, ("recall@5", "recall@10", "recall@20", "ndcg@5", "ndcg@10", "ndcg@20")))
+    print(f"run folder: {cfg.folder()} (results/metrics.json, results/metrics.md)")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -311,8 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-history", type=int, default=20)
     ev.set_defaults(run=_evaluate)
 
-    for name, text in _PLANNED.items():
-        steps.add_parser(name, help=f"{text} (not available yet)", description=text).set_defaults(run=_planned(name))
+    run = steps.add_parser("run", help="a whole YAML recipe: data, codebook, SFT data, finetune, evaluate (cached)")
+    run.add_argument("recipe", help="a YAML recipe, e.g. recipes/quickstart.yaml")
+    run.add_argument("overrides", nargs="*", help="key=value overrides, e.g. finetune.max_steps=100")
+    run.set_defaults(run=_run)
 
     demo = steps.add_parser("demo", help="the main job on the embedded synthetic dataset, end to end")
     demo.add_argument("--out", default="runs/demo")

@@ -1,0 +1,231 @@
+"""`genrec run RECIPE`: data -> codebook -> SFT data -> finetune -> evaluate, each stage cached in the run folder.
+
+A stage is skipped when its output is complete and was made from the same settings and the same upstream
+outputs (each stage records a hash of both in `stage.json`); changing a setting reruns that stage and every
+stage after it. Outputs are written atomically, and an interrupted finetune resumes from its checkpoints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .data import DataError, RecDataset, SyntheticConfig, leave_one_out, load_format, make_synthetic, preprocess
+from .data.io import atomic_folder
+from .evaluate import PopularityRecommender, evaluate, metrics_table
+
+log = logging.getLogger("genrec.pipeline")
+STAGES = ("data", "semid", "sft", "model", "results")
+
+
+@dataclass
+class DataStage:
+    format: str = "synthetic"          # synthetic, or a `genrec data prepare` format
+    path: str | None = None
+    item_text: str | None = None
+    kcore: int = 0
+    dedup: bool = False
+    synthetic: dict = field(default_factory=dict)  # SyntheticConfig fields
+
+
+@dataclass
+class RunConfig:
+    name: str = "run"
+    run_dir: str | None = None         # default: runs/<name>
+    data: dict = field(default_factory=dict)
+    codebook: dict = field(default_factory=dict)   # CodebookConfig fields, or {reference_codes: true}
+    tasks: dict = field(default_factory=dict)      # TaskConfig fields
+    finetune: dict = field(default_factory=dict)   # FinetuneConfig fields except the folders
+    evaluate: dict = field(default_factory=dict)   # split, beams, exact
+    baselines: list[str] = field(default_factory=lambda: ["popularity", "markov"])
+
+    def folder(self) -> Path:
+        return Path(self.run_dir or f"runs/{self.name}")
+
+    def validate(self) -> None:
+        """Build every section's config now, so a typo fails before hours of work, naming the section."""
+        from semid.codebook import CodebookConfig
+        from tasks import TaskConfig
+
+        from .config import build
+        from .finetune import FinetuneConfig
+
+        build(DataStage, self.data, "data")
+        if not self.codebook.get("reference_codes"):
+            build(CodebookConfig, _codebook_fields(self.codebook), "codebook")
+        build(TaskConfig, _tuples(self.tasks), "tasks")
+        build(FinetuneConfig, self.finetune, "finetune")
+        unknown = set(self.evaluate) - {"split", "beams", "exact"}
+        if unknown:
+            raise DataError(f"evaluate: unknown key(s) {', '.join(sorted(unknown))} (known: split, beams, exact)")
+        unknown = set(self.baselines) - {"popularity", "markov"}
+        if unknown:
+            raise DataError(f"baselines: unknown {', '.join(sorted(unknown))} (available: popularity, markov)")
+
+
+def _tuples(section: dict) -> dict:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in section.items()}
+
+
+def _codebook_fields(section: dict) -> dict:
+    from semid.rqvae import RQVAETrainConfig
+
+    fields = _tuples({k: v for k, v in section.items() if k != "train"})
+    if "train" in section:
+        fields["train"] = RQVAETrainConfig(**section["train"])
+    return fields
+
+
+def _digest(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class Run:
+    def __init__(self, cfg: RunConfig):
+        cfg.validate()
+        self.cfg, self.root = cfg, cfg.folder()
+        self.hashes: dict[str, str] = {}
+
+    def _done(self, stage: str, key: str, required: str) -> bool:
+        record = self.root / stage / "stage.json"
+        if not (record.is_file() and (self.root / stage / required).exists()):
+            return False
+        return json.loads(record.read_text()).get("key") == key
+
+    def _record(self, folder: Path, key: str) -> None:
+        (folder / "stage.json").write_text(json.dumps({"key": key}))
+
+    def stage_data(self) -> None:
+        key = _digest(self.cfg.data)
+        self.hashes["data"] = key
+        if self._done("data", key, "dataset.json"):
+            log.info("data: cached")
+            return
+        section = DataStage(**self.cfg.data)
+        if section.format == "synthetic":
+            dataset = make_synthetic(SyntheticConfig(**section.synthetic))
+        else:
+            if not section.path:
+                raise DataError("data: `path` is required for a real format")
+            dataset = load_format(section.format, section.path, section.item_text)
+        dataset = preprocess(dataset, kcore_k=section.kcore, dedup=section.dedup)
+        dataset.save(self.root / "data")
+        self._record(self.root / "data", key)
+
+    def stage_semid(self) -> None:
+        from semid.codebook import CodebookConfig, build_codebook, plot_usage
+
+        key = _digest(self.cfg.codebook, self.hashes["data"])
+        self.hashes["semid"] = key
+        if self._done("semid", key, "codes.json"):
+            log.info("semid: cached")
+            return
+        dataset = RecDataset.load(self.root / "data")
+        if self.cfg.codebook.get("reference_codes"):
+            tokenizer, stats = reference_tokenizer(dataset)
+        else:
+            cfg = CodebookConfig(**_codebook_fields(self.cfg.codebook))
+            tokenizer, stats = build_codebook(dataset, cfg, cache_dir=self.root / "embeddings")
+        with atomic_folder(self.root / "semid") as tmp:
+            tokenizer.save_pretrained(tmp)
+            (tmp / "stats.json").write_text(json.dumps(stats, indent=2, default=str))
+            plot_usage(tokenizer.codes, tokenizer.level_sizes, tmp / "code_usage.png")
+            self._record(tmp, key)
+
+    def stage_sft(self) -> None:
+        from semid.tokenizer import SemanticIdTokenizer
+        from tasks import TaskConfig, build_sft, save_sft
+
+        key = _digest(self.cfg.tasks, self.hashes["semid"])
+        self.hashes["sft"] = key
+        if self._done("sft", key, "tasks.json"):
+            log.info("sft: cached")
+            return
+        semid = SemanticIdTokenizer.from_pretrained(self.root / "semid")
+        cfg = TaskConfig(**_tuples(self.cfg.tasks))
+        save_sft(build_sft(RecDataset.load(self.root / "data"), semid, cfg), self.root / "sft", cfg, semid)
+        self._record(self.root / "sft", key)
+
+    def stage_model(self) -> None:
+        from .finetune import FinetuneConfig, finetune
+
+        key = _digest(self.cfg.finetune, self.hashes["sft"])
+        self.hashes["model"] = key
+        folder = self.root / "model"
+        if self._done("model", key, "genrec.json"):
+            log.info("model: cached")
+            return
+        started = folder / "started.json"
+        resume = (started.is_file() and json.loads(started.read_text()).get("key") == key
+                  and any((folder / "checkpoints").glob("checkpoint-*")))
+        folder.mkdir(parents=True, exist_ok=True)
+        started.write_text(json.dumps({"key": key}))
+        cfg = FinetuneConfig(**{**self.cfg.finetune, "data": str(self.root / "data"), "semid": str(self.root / "semid"),
+                                "sft": str(self.root / "sft"), "out": str(folder), "resume": resume})
+        if resume:
+            log.info("model: resuming an interrupted finetune from its checkpoints")
+        finetune(cfg)
+        self._record(folder, key)
+
+    def stage_results(self) -> dict:
+        from baselines.markov import MarkovRecommender
+
+        from .model import GenRecModel
+
+        options = {"split": "test", "beams": 20, "exact": False, **self.cfg.evaluate}
+        key = _digest(options, self.cfg.baselines, self.hashes["model"])
+        folder = self.root / "results"
+        if self._done("results", key, "metrics.json"):
+            log.info("results: cached")
+            return json.loads((folder / "metrics.json").read_text())
+        dataset = RecDataset.load(self.root / "data")
+        splits = leave_one_out(dataset, self.cfg.tasks.get("max_history", 20))
+        model = GenRecModel.from_pretrained(self.root / "model")
+        model.decode_options = {"beams": options["beams"], "exact": options["exact"]}
+        models = {"genrec": model}
+        if "popularity" in self.cfg.baselines:
+            models["popularity"] = PopularityRecommender(splits.train, dataset.num_items)
+        if "markov" in self.cfg.baselines:
+            models["markov chain"] = MarkovRecommender(splits.train, dataset.num_items)
+        results = {name: evaluate(m, dataset, options["split"], splits=splits) for name, m in models.items()}
+        table = metrics_table(results, ("recall@5", "recall@10", "recall@20", "ndcg@5", "ndcg@10", "ndcg@20"))
+        with atomic_folder(folder) as tmp:
+            (tmp / "metrics.json").write_text(json.dumps(results, indent=2))
+            (tmp / "metrics.md").write_text(f"{self.cfg.name}, {options['split']} split\n\n{table}\n")
+            self._record(tmp, key)
+        return results
+
+    def run(self) -> dict:
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "recipe.json").write_text(json.dumps(asdict(self.cfg), indent=2))
+        for stage in STAGES[:-1]:
+            log.info("== %s ==", stage)
+            getattr(self, f"stage_{stage}")()
+        log.info("== results ==")
+        return self.stage_results()
+
+
+def reference_tokenizer(dataset: RecDataset):
+    """Semantic IDs from a dataset's released codes (`reference_codes`, e.g. LC-Rec's index.json), with the
+    collisions they contain resolved by our uniqueness step (moved to free last-level codes)."""
+    from semid.collisions import collision_rate, make_unique
+    from semid.tokenizer import SemanticIdTokenizer
+
+    if "reference_codes" not in dataset.items or not all(len(c) for c in dataset.items["reference_codes"]):
+        raise DataError(f"{dataset.name}: not every item has reference codes (LC-Rec's X.index.json)")
+    rows = [[int(token.split("_")[1].rstrip(">")) for token in codes] for codes in dataset.items["reference_codes"]]
+    codes = np.asarray(rows, dtype=np.int64)
+    sizes = [int(v) + 1 for v in codes.max(axis=0)]
+    keep_own = np.ones((len(codes), sizes[-1]))  # cost 0 for an item's own last code: move as few as possible
+    keep_own[np.arange(len(codes)), codes[:, -1]] = 0.0
+    unique = make_unique(codes, keep_own)
+    sizes += [int(unique[:, -1].max()) + 1] if unique.shape[1] > codes.shape[1] else []
+    tokenizer = SemanticIdTokenizer(unique, list(dataset.items["item_id"]), sizes, None, {"source": "reference"})
+    stats = {"items": len(codes), "collision_rate_before": collision_rate(codes), "collision_rate": 0.0,
+             "items_moved": int((unique[:, : codes.shape[1]] != codes).any(axis=1).sum()), "level_sizes": sizes}
+    return tokenizer, stats

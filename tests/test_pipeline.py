@@ -1,0 +1,64 @@
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from genrec.cli import main
+from genrec.config import load_config
+from genrec.data import DataError, RecDataset
+from genrec.data.text import make_item
+from genrec.finetune import FinetuneConfig
+from genrec.pipeline import Run, RunConfig, reference_tokenizer
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPES.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_run_recipe_parses_and_says_how_to_run_it(recipe):
+    assert recipe.read_text().startswith(f"# genrec run recipes/{recipe.name}")
+    load_config(RunConfig, recipe).validate()
+
+
+@pytest.mark.parametrize("recipe", sorted((RECIPES / "finetune").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_finetune_recipe_parses(recipe):
+    assert recipe.read_text().startswith("# genrec finetune --config recipes/finetune/")
+    load_config(FinetuneConfig, recipe)
+
+
+def test_typos_fail_before_any_work():
+    with pytest.raises(DataError, match="codebook: unknown key"):
+        load_config(RunConfig, RECIPES / "quickstart.yaml", ["codebook.levelz=[4]"]).validate()
+
+
+TINY = ["data.synthetic.users=150", "codebook.quantizer=rqkmeans", "codebook.levels=[16,8,8]",
+        "finetune.max_steps=4", "finetune.eval_steps=2", "finetune.eval_users=20", "finetune.batch_size=16",
+        "finetune.backbone.scratch={layers: 1, hidden: 32, heads: 2, kv_heads: 2, intermediate: 64}"]
+
+
+def test_run_caches_stages_and_reruns_only_what_changed(tmp_path, caplog, capsys):
+    overrides = [f"run_dir={tmp_path / 'run'}", *TINY]
+    assert main(["run", str(RECIPES / "quickstart.yaml"), *overrides]) == 0
+    metrics = json.loads((tmp_path / "run" / "results" / "metrics.json").read_text())
+    assert set(metrics) == {"genrec", "popularity", "markov chain"} and metrics["genrec"]["validity"] == 1.0
+    assert "| genrec |" in (tmp_path / "run" / "results" / "metrics.md").read_text()
+    with caplog.at_level(logging.INFO, logger="genrec.pipeline"):
+        Run(load_config(RunConfig, RECIPES / "quickstart.yaml", overrides)).run()
+    assert [r.message for r in caplog.records if r.message.endswith("cached")] == [
+        "data: cached", "semid: cached", "sft: cached", "model: cached", "results: cached"]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="genrec.pipeline"):
+        Run(load_config(RunConfig, RECIPES / "quickstart.yaml", [*overrides, "tasks.max_history=5"])).run()
+    assert [r.message for r in caplog.records if r.message.endswith("cached")] == ["data: cached", "semid: cached"]
+
+
+def test_reference_codes_with_collisions_become_unique():
+    items = [make_item(f"i{k}") for k in range(4)]
+    for item, codes in zip(items, [["<a_1>", "<b_2>"], ["<a_1>", "<b_2>"], ["<a_0>", "<b_0>"], ["<a_1>", "<b_0>"]]):
+        item["reference_codes"] = codes
+    inter = pd.DataFrame({"user_id": ["u"] * 4, "item_id": [f"i{k}" for k in range(4)]})
+    tokenizer, stats = reference_tokenizer(RecDataset.from_records(items, inter, "t"))
+    assert stats["collision_rate_before"] == pytest.approx(0.25) and stats["items_moved"] == 1
+    assert len({tokenizer.item_to_tokens(i) for i in range(4)}) == 4
+    assert tokenizer.item_to_tokens(2) == "<a_0><b_0>"  # items without a collision keep their codes
