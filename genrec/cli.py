@@ -60,7 +60,8 @@ def _download(args) -> int:
 def _demo(args) -> int:
     from .demo import run_demo
 
-    run_demo(args.out, seed=args.seed, train_steps=args.train_steps, users=args.users)
+    run_demo(args.out, seed=args.seed, train_steps=args.train_steps, users=args.users,
+             sasrec_epochs=args.sasrec_epochs)
     return 0
 
 
@@ -181,6 +182,10 @@ def _evaluate(args) -> int:
     splits = leave_one_out(dataset, args.max_history)
     if args.model == "popularity":
         model, name = PopularityRecommender(splits.train, dataset.num_items), "popularity"
+    elif (Path(args.model) / "baseline.json").is_file():
+        from baselines.sasrec import SASRec
+
+        model, name = SASRec.from_pretrained(args.model), f"sasrec ({args.model})"
     else:
         from .model import GenRecModel
 
@@ -197,6 +202,23 @@ def _evaluate(args) -> int:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=2))
         print(f"saved to {args.out}")
+    return 0
+
+
+def _baseline_train(args) -> int:
+    from baselines.sasrec import SASRec, SASRecConfig
+
+    from .config import apply_overrides, build
+    from .data import RecDataset, leave_one_out
+
+    raw = apply_overrides({"loss": "bce" if args.method == "sasrec-bce" else "ce"}, args.overrides)
+    cfg = build(SASRecConfig, raw, "sasrec settings")
+    dataset = RecDataset.load(args.data)
+    model = SASRec(dataset.num_items, cfg)
+    info = model.fit(leave_one_out(dataset, args.max_history))
+    model.save_pretrained(args.out)
+    print(f"{args.method}: {info['epochs']} epochs, best validation NDCG@10 {info['best_valid_ndcg@10']:.4f}; "
+          f"saved to {args.out} (evaluate with: genrec evaluate --model {args.out} --data {args.data})")
     return 0
 
 
@@ -313,6 +335,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-history", type=int, default=20)
     ev.set_defaults(run=_evaluate)
 
+    base = steps.add_parser("baseline", help="train a baseline recommender on the same split")
+    base_cmds = base.add_subparsers(dest="baseline_command", required=True, metavar="ACTION")
+    btrain = base_cmds.add_parser("train", help="train and save a baseline (evaluate it with genrec evaluate)")
+    btrain.add_argument("--method", choices=["sasrec", "sasrec-bce"], required=True,
+                        help="sasrec: full-softmax cross-entropy; sasrec-bce: one sampled negative")
+    btrain.add_argument("--data", required=True)
+    btrain.add_argument("--out", required=True)
+    btrain.add_argument("--max-history", type=int, default=20)
+    btrain.add_argument("overrides", nargs="*", help="SASRecConfig key=value, e.g. hidden=128 epochs=50")
+    btrain.set_defaults(run=_baseline_train)
+
     run = steps.add_parser("run", help="a whole YAML recipe: data, codebook, SFT data, finetune, evaluate (cached)")
     run.add_argument("recipe", help="a YAML recipe, e.g. recipes/quickstart.yaml")
     run.add_argument("overrides", nargs="*", help="key=value overrides, e.g. finetune.max_steps=100")
@@ -323,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--train-steps", type=int, default=700, help="finetuning steps (fewer: faster, worse)")
     demo.add_argument("--users", type=int, default=3000, help="users in the synthetic dataset")
+    demo.add_argument("--sasrec-epochs", type=int, default=40, help="SASRec training epochs at most")
     demo.set_defaults(run=_demo)
     return parser
 

@@ -42,7 +42,7 @@ class RunConfig:
     tasks: dict = field(default_factory=dict)      # TaskConfig fields
     finetune: dict = field(default_factory=dict)   # FinetuneConfig fields except the folders
     evaluate: dict = field(default_factory=dict)   # split, beams, exact
-    baselines: list[str] = field(default_factory=lambda: ["popularity", "markov"])
+    baselines: list[str] = field(default_factory=lambda: ["popularity", "markov", "sasrec"])
 
     def folder(self) -> Path:
         return Path(self.run_dir or f"runs/{self.name}")
@@ -63,9 +63,9 @@ class RunConfig:
         unknown = set(self.evaluate) - {"split", "beams", "exact"}
         if unknown:
             raise DataError(f"evaluate: unknown key(s) {', '.join(sorted(unknown))} (known: split, beams, exact)")
-        unknown = set(self.baselines) - {"popularity", "markov"}
+        unknown = set(self.baselines) - {"popularity", "markov", "sasrec"}
         if unknown:
-            raise DataError(f"baselines: unknown {', '.join(sorted(unknown))} (available: popularity, markov)")
+            raise DataError(f"baselines: unknown {', '.join(sorted(unknown))} (available: popularity, markov, sasrec)")
 
 
 def _tuples(section: dict) -> dict:
@@ -174,6 +174,7 @@ class Run:
 
     def stage_results(self) -> dict:
         from baselines.markov import MarkovRecommender
+        from baselines.sasrec import SASRec
 
         from .model import GenRecModel
 
@@ -192,6 +193,9 @@ class Run:
             models["popularity"] = PopularityRecommender(splits.train, dataset.num_items)
         if "markov" in self.cfg.baselines:
             models["markov chain"] = MarkovRecommender(splits.train, dataset.num_items)
+        if "sasrec" in self.cfg.baselines:  # full-softmax cross-entropy, early stopping on validation NDCG@10
+            models["sasrec"] = SASRec(dataset.num_items)
+            models["sasrec"].fit(splits)
         results = {name: evaluate(m, dataset, options["split"], splits=splits) for name, m in models.items()}
         table = metrics_table(results, ("recall@5", "recall@10", "recall@20", "ndcg@5", "ndcg@10", "ndcg@20"))
         with atomic_folder(folder) as tmp:

@@ -28,7 +28,7 @@ def test_every_step_has_help():
 
 
 def test_demo_runs(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--users", "300", "--train-steps", "6"]) == 0
+    assert main(["demo", "--out", str(tmp_path), "--users", "300", "--train-steps", "6", "--sasrec-epochs", "2"]) == 0
     out = capsys.readouterr().out
     assert "| markov chain |" in out and "| genrec (semantic IDs + LM) |" in out and "next (held out)" in out
     assert (tmp_path / "data" / "dataset.json").is_file() and (tmp_path / "results" / "metrics.md").is_file()
@@ -37,7 +37,7 @@ def test_demo_runs(tmp_path, capsys):
 
 
 def test_recommend_cli(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--users", "200", "--train-steps", "4"]) == 0
+    assert main(["demo", "--out", str(tmp_path), "--users", "200", "--train-steps", "4", "--sasrec-epochs", "1"]) == 0
     capsys.readouterr()
     model = str(tmp_path / "model")
     first, second = list(json.loads((tmp_path / "model" / "titles.json").read_text()))[:2]

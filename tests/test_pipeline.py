@@ -32,7 +32,8 @@ def test_typos_fail_before_any_work():
         load_config(RunConfig, RECIPES / "quickstart.yaml", ["codebook.levelz=[4]"]).validate()
 
 
-TINY = ["data.synthetic.users=150", "codebook.quantizer=rqkmeans", "codebook.levels=[16,8,8]",
+TINY = ["data.synthetic.users=150", "baselines=[popularity,markov]", "codebook.quantizer=rqkmeans",
+        "codebook.levels=[16,8,8]",
         "finetune.max_steps=4", "finetune.eval_steps=2", "finetune.eval_users=20", "finetune.batch_size=16",
         "finetune.backbone.scratch={layers: 1, hidden: 32, heads: 2, kv_heads: 2, intermediate: 64}"]
 
