@@ -1,7 +1,12 @@
 """`genrec` console script: one subcommand per step of the pipeline.
 
     genrec data prepare --format p5 --path data/beauty --out runs/beauty/data
-    genrec data stats runs/beauty/data [--json]
+    genrec codebook build --data runs/beauty/data --out runs/beauty/semid
+    genrec tasks build --data runs/beauty/data --semid runs/beauty/semid --out runs/beauty/sft
+    genrec finetune --config recipes/finetune/synthetic-scratch.yaml [key=value ...]
+    genrec recommend --model runs/demo/model --history ID,ID -k 10
+    genrec evaluate --model runs/demo/model --data runs/demo/data
+    genrec run recipes/quickstart.yaml
     genrec demo
 """
 
@@ -14,9 +19,6 @@ import sys
 from pathlib import Path
 
 from .data import LOADERS, DataError
-
-# Steps whose implementation lands with a later issue: they are listed so `genrec --help` shows the whole
-# pipeline, and say plainly that they are not available yet.
 
 
 def _prepare(args) -> int:
