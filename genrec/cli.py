@@ -356,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = steps.add_parser("demo", help="the main job on the embedded synthetic dataset, end to end")
     demo.add_argument("--out", default="runs/demo")
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--train-steps", type=int, default=700, help="finetuning steps (fewer: faster, worse)")
+    demo.add_argument("--train-steps", type=int, default=1000, help="finetuning steps (fewer: faster, worse)")
     demo.add_argument("--users", type=int, default=3000, help="users in the synthetic dataset")
     demo.add_argument("--sasrec-epochs", type=int, default=40, help="SASRec training epochs at most")
     demo.set_defaults(run=_demo)
