@@ -51,6 +51,8 @@ def test_recommend_cli(tmp_path, capsys):
     assert "unknown item id(s) nope" in capsys.readouterr().err
     assert main(["recommend", "--model", model, "--history", first, "-k", "100000"]) == 2
     assert "larger than the catalogue" in capsys.readouterr().err
+    assert main(["recommend", "--model", model, "--history", " ", "-k", "5"]) == 2
+    assert "history 1 is empty" in capsys.readouterr().err
     assert main(["evaluate", "--model", model, "--data", str(tmp_path / "data"), "--out", str(tmp_path / "m.json"),
                  "--beams", "10"]) == 0
     metrics = json.loads((tmp_path / "m.json").read_text())

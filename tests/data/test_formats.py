@@ -255,3 +255,9 @@ def test_empty_text_fields_become_missing(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="genrec.data"):
         ds = load_format("lcrec", tmp_path)
     assert ds.items["title"][0] is None and "1 of 2 items have no text" in caplog.text
+
+
+def test_amazon_ratings_bad_time_names_the_row(tmp_path):
+    (tmp_path / "ratings_Toys.csv").write_text("AUSER1,B000000001,5.0,200\nAUSER1,B000000002,4.0,soon\n")
+    with pytest.raises(DataError, match=r"data row 2: time 'soon' is not a number"):
+        load_format("amazon", tmp_path)

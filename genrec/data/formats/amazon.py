@@ -52,8 +52,8 @@ def _read_ratings_csv(path: Path, meta_asins: set[str]) -> pd.DataFrame:
     item_col = 0 if asin_share(0) > asin_share(1) else 1  # 2018 puts the item first
     stamps = pd.to_numeric(frame[3], errors="coerce")
     if stamps.isna().any():
-        raise DataError(f"{path}: row {int(stamps.isna().to_numpy().argmax()) + 1}: time {frame[3].iloc[0]!r} "
-                        "is not a number")
+        bad = int(stamps.isna().to_numpy().argmax())
+        raise DataError(f"{path}: data row {bad + 1}: time {frame[3].iloc[bad]!r} is not a number")
     return pd.DataFrame({"user_id": frame[1 - item_col].to_numpy(), "item_id": frame[item_col].to_numpy(),
                          "timestamp": stamps.astype("int64").to_numpy()})
 
