@@ -185,9 +185,10 @@ def _evaluate(args) -> int:
     if args.model == "popularity":
         model, name = PopularityRecommender(splits.train, dataset.num_items), "popularity"
     elif (Path(args.model) / "baseline.json").is_file():
-        from baselines.sasrec import SASRec
+        from baselines.sequential import SequentialRecommender
 
-        model, name = SASRec.from_pretrained(args.model), f"sasrec ({args.model})"
+        model = SequentialRecommender.from_pretrained(args.model)
+        name = f"{model.cfg.arch} ({args.model})"
     else:
         from .model import GenRecModel
 
@@ -208,15 +209,16 @@ def _evaluate(args) -> int:
 
 
 def _baseline_train(args) -> int:
-    from baselines.sasrec import SASRec, SASRecConfig
+    from baselines.sequential import SequentialConfig, SequentialRecommender
 
     from .config import apply_overrides, build
     from .data import RecDataset, leave_one_out
 
-    raw = apply_overrides({"loss": "bce" if args.method == "sasrec-bce" else "ce"}, args.overrides)
-    cfg = build(SASRecConfig, raw, "sasrec settings")
+    arch, _, loss = args.method.partition("-")
+    raw = apply_overrides({"arch": arch, "loss": loss or "ce"}, args.overrides)
+    cfg = build(SequentialConfig, raw, f"{args.method} settings")
     dataset = RecDataset.load(args.data)
-    model = SASRec(dataset.num_items, cfg)
+    model = SequentialRecommender(dataset.num_items, cfg)
     info = model.fit(leave_one_out(dataset, args.max_history))
     model.save_pretrained(args.out)
     print(f"{args.method}: {info['epochs']} epochs, best validation NDCG@10 {info['best_valid_ndcg@10']:.4f}; "
@@ -340,12 +342,12 @@ def build_parser() -> argparse.ArgumentParser:
     base = steps.add_parser("baseline", help="train a baseline recommender on the same split")
     base_cmds = base.add_subparsers(dest="baseline_command", required=True, metavar="ACTION")
     btrain = base_cmds.add_parser("train", help="train and save a baseline (evaluate it with genrec evaluate)")
-    btrain.add_argument("--method", choices=["sasrec", "sasrec-bce"], required=True,
-                        help="sasrec: full-softmax cross-entropy; sasrec-bce: one sampled negative")
+    btrain.add_argument("--method", choices=["sasrec", "sasrec-bce", "gru4rec", "gru4rec-bce"], required=True,
+                        help="full-softmax cross-entropy, or -bce: one sampled negative per position")
     btrain.add_argument("--data", required=True)
     btrain.add_argument("--out", required=True)
     btrain.add_argument("--max-history", type=int, default=20)
-    btrain.add_argument("overrides", nargs="*", help="SASRecConfig key=value, e.g. hidden=128 epochs=50")
+    btrain.add_argument("overrides", nargs="*", help="SequentialConfig key=value, e.g. hidden=128 epochs=50")
     btrain.set_defaults(run=_baseline_train)
 
     run = steps.add_parser("run", help="a whole YAML recipe: data, codebook, SFT data, finetune, evaluate (cached)")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from baselines.markov import MarkovRecommender
-from baselines.sasrec import SASRec, SASRecConfig
+from baselines.sequential import SequentialConfig, SequentialRecommender
 from semid.codebook import CodebookConfig, build_codebook, plot_usage
 from tasks import TaskConfig, build_sft, save_sft, summary
 
@@ -69,7 +69,7 @@ def run_demo(out: str | Path, seed: int = 0, examples: int = 3, train_steps: int
     print("\n== steps 3 and 4: constrained beam search (20 beams) for every test user; Recall / NDCG ==")
     split = leave_one_out(dataset)
     print(f"(training SASRec for comparison, up to {sasrec_epochs} epochs)")
-    sasrec = SASRec(dataset.num_items, SASRecConfig(epochs=sasrec_epochs, seed=seed))
+    sasrec = SequentialRecommender(dataset.num_items, SequentialConfig(epochs=sasrec_epochs, seed=seed))
     sasrec.fit(split)
     models = {"popularity": PopularityRecommender(split.train, dataset.num_items),
               "markov chain": MarkovRecommender(split.train, dataset.num_items),

@@ -174,7 +174,7 @@ class Run:
 
     def stage_results(self) -> dict:
         from baselines.markov import MarkovRecommender
-        from baselines.sasrec import SASRec
+        from baselines.sequential import SequentialRecommender
 
         from .model import GenRecModel
 
@@ -194,7 +194,7 @@ class Run:
         if "markov" in self.cfg.baselines:
             models["markov chain"] = MarkovRecommender(splits.train, dataset.num_items)
         if "sasrec" in self.cfg.baselines:  # full-softmax cross-entropy, early stopping on validation NDCG@10
-            models["sasrec"] = SASRec(dataset.num_items)
+            models["sasrec"] = SequentialRecommender(dataset.num_items)
             models["sasrec"].fit(splits)
         results = {name: evaluate(m, dataset, options["split"], splits=splits) for name, m in models.items()}
         table = metrics_table(results, ("recall@5", "recall@10", "recall@20", "ndcg@5", "ndcg@10", "ndcg@20"))

@@ -1,9 +1,10 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 
-from baselines.sasrec import SASRec, SASRecConfig
+from baselines.sequential import SequentialConfig, SequentialRecommender
 from genrec.cli import main
 from genrec.data import SyntheticConfig, leave_one_out, make_synthetic
 from genrec.evaluate import PopularityRecommender, evaluate
@@ -11,8 +12,9 @@ from genrec.evaluate import PopularityRecommender, evaluate
 SMALL = dict(hidden=32, layers=1, heads=2, max_len=20, batch_size=64)
 
 
-def test_causal_mask_holds():
-    model = SASRec(50, SASRecConfig(**SMALL, dropout=0.0)).model.eval()
+@pytest.mark.parametrize("arch", ["sasrec", "gru4rec"])
+def test_causal_mask_holds(arch):
+    model = SequentialRecommender(50, SequentialConfig(**SMALL, arch=arch, dropout=0.0)).model.eval()
     seq = torch.tensor([[0, 0, 3, 7, 9, 11, 2, 5]])
     changed = seq.clone()
     changed[0, 5:] = torch.tensor([40, 41, 42])  # change the last three items
@@ -22,16 +24,17 @@ def test_causal_mask_holds():
     assert not torch.allclose(a[0, 5:], b[0, 5:])
 
 
-def test_loss_falls_and_beats_popularity_for_both_losses():
+@pytest.mark.parametrize("arch,loss,lr", [("sasrec", "ce", 3e-3), ("sasrec", "bce", 3e-3), ("gru4rec", "ce", 1e-2)])
+def test_loss_falls_and_beats_popularity(arch, loss, lr):
     ds = make_synthetic(SyntheticConfig(users=600))
     split = leave_one_out(ds)
     pop = evaluate(PopularityRecommender(split.train, ds.num_items), ds, splits=split)
-    for loss in ("ce", "bce"):
-        model = SASRec(ds.num_items, SASRecConfig(**SMALL, loss=loss, epochs=25, patience=25, lr=3e-3))
-        model.fit(split)
-        losses = [h["loss"] for h in model.history]
-        assert losses[-1] < losses[0]
-        assert evaluate(model, ds, splits=split)["recall@10"] > 1.5 * pop["recall@10"], loss
+    cfg = SequentialConfig(**SMALL, arch=arch, loss=loss, epochs=25, patience=25, lr=lr)
+    model = SequentialRecommender(ds.num_items, cfg)
+    model.fit(split)
+    losses = [h["loss"] for h in model.history]
+    assert losses[-1] < losses[0]
+    assert evaluate(model, ds, splits=split)["recall@10"] > 1.5 * pop["recall@10"]
 
 
 def test_nothing_trains_on_validation_or_test():
@@ -44,7 +47,7 @@ def test_nothing_trains_on_validation_or_test():
             split.test.targets = rng.integers(0, ds.num_items, len(split.test))
             split.valid.targets = rng.integers(0, ds.num_items, len(split.valid))
             split.test.histories = [rng.integers(0, ds.num_items, 5) for _ in split.test.histories]
-        model = SASRec(ds.num_items, SASRecConfig(**SMALL, epochs=1))
+        model = SequentialRecommender(ds.num_items, SequentialConfig(**SMALL, epochs=1))
         model.fit(split)
         weights.append(model.model.items.weight.detach().clone())
     assert torch.equal(weights[0], weights[1])
@@ -52,9 +55,10 @@ def test_nothing_trains_on_validation_or_test():
 
 def test_cli_train_save_evaluate(tmp_path, capsys):
     make_synthetic(SyntheticConfig(users=200)).save(tmp_path / "data")
-    assert main(["baseline", "train", "--method", "sasrec", "--data", str(tmp_path / "data"), "--out",
-                 str(tmp_path / "sasrec"), "epochs=2", "hidden=32", "layers=1"]) == 0
-    assert main(["evaluate", "--model", str(tmp_path / "sasrec"), "--data", str(tmp_path / "data"),
+    assert main(["baseline", "train", "--method", "gru4rec-bce", "--data", str(tmp_path / "data"), "--out",
+                 str(tmp_path / "gru"), "epochs=2", "hidden=32", "layers=1"]) == 0
+    assert json.loads((tmp_path / "gru" / "baseline.json").read_text())["config"]["loss"] == "bce"
+    assert main(["evaluate", "--model", str(tmp_path / "gru"), "--data", str(tmp_path / "data"),
                  "--out", str(tmp_path / "m.json")]) == 0
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["validity"] == 1.0 and 0.0 <= metrics["ndcg@10"] <= 1.0

@@ -1,5 +1,6 @@
-"""SASRec (Kang & McAuley, 2018): causal self-attention over the item sequence, learned positions, item
-embeddings shared between input and output.
+"""ID-based sequential recommenders trained the same way: SASRec (Kang & McAuley, 2018: causal
+self-attention, learned positions) and GRU4Rec (Hidasi et al., 2016: a GRU over the sequence), both with
+item embeddings shared between input and output.
 
 Two losses: `ce`, a full-softmax cross-entropy over all items at every position (the strong variant a fair
 comparison needs), and `bce`, binary cross-entropy with one sampled negative per position (the original
@@ -27,14 +28,15 @@ log = logging.getLogger("genrec.baselines")
 
 
 @dataclass
-class SASRecConfig:
+class SequentialConfig:
+    arch: str = "sasrec"      # or "gru4rec"
     hidden: int = 64
     layers: int = 2
     heads: int = 2
     dropout: float = 0.2
     max_len: int = 50
     loss: str = "ce"          # or "bce"
-    lr: float = 1e-3
+    lr: float | None = None   # default: 1e-3 for sasrec, 1e-2 for gru4rec (which learns slowly at 1e-3)
     weight_decay: float = 0.0
     batch_size: int = 256
     epochs: int = 200
@@ -42,9 +44,13 @@ class SASRecConfig:
     eval_users: int = 5000    # validation users ranked after each epoch
     seed: int = 0
 
+    def __post_init__(self):
+        if self.lr is None:
+            self.lr = 1e-2 if self.arch == "gru4rec" else 1e-3
+
 
 class SASRecModel(nn.Module):
-    def __init__(self, num_items: int, cfg: SASRecConfig):
+    def __init__(self, num_items: int, cfg: SequentialConfig):
         super().__init__()
         self.cfg, self.num_items = cfg, num_items
         self.items = nn.Embedding(num_items + 1, cfg.hidden, padding_idx=0)   # id 0 pads; item i is i + 1
@@ -72,6 +78,30 @@ class SASRecModel(nn.Module):
         return hidden @ self.items.weight[1:].T
 
 
+class GRU4RecModel(nn.Module):
+    """A GRU over the item embeddings; causal by construction."""
+
+    def __init__(self, num_items: int, cfg: SequentialConfig):
+        super().__init__()
+        self.cfg, self.num_items = cfg, num_items
+        self.items = nn.Embedding(num_items + 1, cfg.hidden, padding_idx=0)
+        nn.init.normal_(self.items.weight, std=0.02)
+        with torch.no_grad():
+            self.items.weight[0].zero_()
+        self.gru = nn.GRU(cfg.hidden, cfg.hidden, num_layers=cfg.layers, batch_first=True,
+                          dropout=cfg.dropout if cfg.layers > 1 else 0.0)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, seqs: torch.Tensor) -> torch.Tensor:
+        return self.gru(self.dropout(self.items(seqs)))[0]
+
+    def scores(self, hidden: torch.Tensor) -> torch.Tensor:
+        return hidden @ self.items.weight[1:].T
+
+
+ARCHS = {"sasrec": SASRecModel, "gru4rec": GRU4RecModel}
+
+
 def _pad_left(histories: list[np.ndarray], max_len: int) -> torch.Tensor:
     out = np.zeros((len(histories), max_len), dtype=np.int64)
     for row, h in enumerate(histories):
@@ -80,15 +110,17 @@ def _pad_left(histories: list[np.ndarray], max_len: int) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
-class SASRec:
+class SequentialRecommender:
     """Train on a split's training part; recommend(histories, k) ranks the whole catalogue."""
 
-    def __init__(self, num_items: int, cfg: SASRecConfig | None = None):
-        self.cfg = cfg or SASRecConfig()
+    def __init__(self, num_items: int, cfg: SequentialConfig | None = None):
+        self.cfg = cfg or SequentialConfig()
         if self.cfg.loss not in ("ce", "bce"):
-            raise DataError(f"SASRec loss must be 'ce' or 'bce', not {self.cfg.loss!r}")
+            raise DataError(f"loss must be 'ce' or 'bce', not {self.cfg.loss!r}")
+        if self.cfg.arch not in ARCHS:
+            raise DataError(f"arch must be one of {', '.join(ARCHS)}, not {self.cfg.arch!r}")
         torch.manual_seed(self.cfg.seed)
-        self.model = SASRecModel(num_items, self.cfg)
+        self.model = ARCHS[self.cfg.arch](num_items, self.cfg)
         self.history: list[dict] = []
 
     def _loss(self, seqs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -118,7 +150,7 @@ class SASRec:
         targets = split.valid.targets[valid_rows]
         optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         best, best_state, stale = -1.0, None, 0
-        bar = tqdm(range(cfg.epochs), desc=f"sasrec ({cfg.loss})", leave=False)
+        bar = tqdm(range(cfg.epochs), desc=f"{cfg.arch} ({cfg.loss})", leave=False)
         for epoch in bar:
             self.model.train()
             order = torch.randperm(len(seqs), generator=generator)
@@ -156,19 +188,19 @@ class SASRec:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         torch.save(self.model.state_dict(), folder / "model.pt")
-        info = {"method": "sasrec", "num_items": self.model.num_items, "config": asdict(self.cfg),
+        info = {"method": self.cfg.arch, "num_items": self.model.num_items, "config": asdict(self.cfg),
                 "history": self.history}
         (folder / "baseline.json").write_text(json.dumps(info, indent=2))
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path) -> SASRec:
+    def from_pretrained(cls, folder: str | Path) -> SequentialRecommender:
         folder = Path(folder)
         try:
             info = json.loads((folder / "baseline.json").read_text())
             state = torch.load(folder / "model.pt", weights_only=True)
         except (OSError, ValueError, RuntimeError) as err:
             raise DataError(f"{folder}: not a saved baseline or a damaged one ({err})") from None
-        model = cls(info["num_items"], SASRecConfig(**info["config"]))
+        model = cls(info["num_items"], SequentialConfig(**info["config"]))
         model.model.load_state_dict(state)
         model.history = info.get("history", [])
         return model
