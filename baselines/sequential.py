@@ -49,21 +49,36 @@ class SequentialConfig:
             self.lr = 1e-2 if self.arch == "gru4rec" else 1e-3
 
 
-class SASRecModel(nn.Module):
+class _ItemSequenceModel(nn.Module):
+    """The item table both encoders share: input embeddings and output scores (id 0 pads; item i is i + 1)."""
+
     def __init__(self, num_items: int, cfg: SequentialConfig):
         super().__init__()
         self.cfg, self.num_items = cfg, num_items
-        self.items = nn.Embedding(num_items + 1, cfg.hidden, padding_idx=0)   # id 0 pads; item i is i + 1
+        self.items = nn.Embedding(num_items + 1, cfg.hidden, padding_idx=0)
+
+    def _small_init(self, *tables: nn.Embedding) -> None:
+        """Small initial scores: a loss near log(items) at the start."""
+        for table in tables:
+            nn.init.normal_(table.weight, std=0.02)
+        with torch.no_grad():
+            self.items.weight[0].zero_()
+
+    def scores(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Scores of every real item (without the padding row)."""
+        return hidden @ self.items.weight[1:].T
+
+
+class SASRecModel(_ItemSequenceModel):
+    def __init__(self, num_items: int, cfg: SequentialConfig):
+        super().__init__(num_items, cfg)
         self.positions = nn.Embedding(cfg.max_len, cfg.hidden)
         layer = nn.TransformerEncoderLayer(cfg.hidden, cfg.heads, cfg.hidden, cfg.dropout, activation="gelu",
                                            batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(cfg.hidden)
         self.dropout = nn.Dropout(cfg.dropout)
-        for table in (self.items, self.positions):  # small initial scores: a loss near log(items) at the start
-            nn.init.normal_(table.weight, std=0.02)
-        with torch.no_grad():
-            self.items.weight[0].zero_()
+        self._small_init(self.items, self.positions)
 
     def forward(self, seqs: torch.Tensor) -> torch.Tensor:
         """(batch, length) item ids + 1 (0 = padding, left) -> (batch, length, hidden); position t sees <= t."""
@@ -73,30 +88,19 @@ class SASRecModel(nn.Module):
         x = self.encoder(self.dropout(x), mask=causal, src_key_padding_mask=None)
         return self.norm(x)
 
-    def scores(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Scores of every real item (without the padding row)."""
-        return hidden @ self.items.weight[1:].T
 
-
-class GRU4RecModel(nn.Module):
+class GRU4RecModel(_ItemSequenceModel):
     """A GRU over the item embeddings; causal by construction."""
 
     def __init__(self, num_items: int, cfg: SequentialConfig):
-        super().__init__()
-        self.cfg, self.num_items = cfg, num_items
-        self.items = nn.Embedding(num_items + 1, cfg.hidden, padding_idx=0)
-        nn.init.normal_(self.items.weight, std=0.02)
-        with torch.no_grad():
-            self.items.weight[0].zero_()
+        super().__init__(num_items, cfg)
+        self._small_init(self.items)
         self.gru = nn.GRU(cfg.hidden, cfg.hidden, num_layers=cfg.layers, batch_first=True,
                           dropout=cfg.dropout if cfg.layers > 1 else 0.0)
         self.dropout = nn.Dropout(cfg.dropout)
 
     def forward(self, seqs: torch.Tensor) -> torch.Tensor:
         return self.gru(self.dropout(self.items(seqs)))[0]
-
-    def scores(self, hidden: torch.Tensor) -> torch.Tensor:
-        return hidden @ self.items.weight[1:].T
 
 
 ARCHS = {"sasrec": SASRecModel, "gru4rec": GRU4RecModel}

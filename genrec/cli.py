@@ -178,7 +178,7 @@ def _recommend(args) -> int:
 
 def _evaluate(args) -> int:
     from .data import RecDataset, leave_one_out
-    from .evaluate import PopularityRecommender, evaluate, metrics_table
+    from .evaluate import TABLE_KEYS, PopularityRecommender, evaluate, metrics_table
 
     dataset = RecDataset.load(args.data)
     splits = leave_one_out(dataset, args.max_history)
@@ -197,9 +197,8 @@ def _evaluate(args) -> int:
             raise DataError(f"{args.model} was trained on other items than {args.data}")
         model.decode_options = {"beams": args.beams, "exact": args.exact}
     result = evaluate(model, dataset, args.split, args.max_history, splits=splits)
-    keys = ("recall@5", "recall@10", "recall@20", "ndcg@5", "ndcg@10", "ndcg@20")
     print(f"{args.split}: {result['users']:,} users, full ranking over {dataset.num_items:,} items")
-    print(metrics_table({name: result, **{f"  {g}": m for g, m in result["groups"].items()}}, keys))
+    print(metrics_table({name: result, **{f"  {g}": m for g, m in result["groups"].items()}}, TABLE_KEYS))
     print(f"MRR@20 {result['mrr@20']:.4f}; validity {result['validity']:.3f}; coverage@10 {result['coverage@10']:.3f}")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -228,12 +227,12 @@ def _baseline_train(args) -> int:
 
 def _run(args) -> int:
     from .config import load_config
-    from .evaluate import metrics_table
+    from .evaluate import TABLE_KEYS, metrics_table
     from .pipeline import Run, RunConfig
 
     cfg = load_config(RunConfig, args.recipe, args.overrides)
     results = Run(cfg).run()
-    print(metrics_table(results, ("recall@5", "recall@10", "recall@20", "ndcg@5", "ndcg@10", "ndcg@20")))
+    print(metrics_table(results, TABLE_KEYS))
     print(f"run folder: {cfg.folder()} (results/metrics.json, results/metrics.md)")
     return 0
 

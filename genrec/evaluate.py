@@ -19,6 +19,7 @@ import numpy as np
 from .data import EvalSet, RecDataset, Split, leave_one_out
 
 KS = (1, 5, 10, 20)
+TABLE_KEYS = ("recall@5", "recall@10", "recall@20", "ndcg@5", "ndcg@10", "ndcg@20")
 TAIL_SHARE = 0.2
 
 

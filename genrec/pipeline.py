@@ -17,7 +17,7 @@ import numpy as np
 
 from .data import DataError, RecDataset, SyntheticConfig, leave_one_out, load_format, make_synthetic, preprocess
 from .data.io import atomic_folder
-from .evaluate import PopularityRecommender, evaluate, metrics_table
+from .evaluate import TABLE_KEYS, PopularityRecommender, evaluate, metrics_table
 
 log = logging.getLogger("genrec.pipeline")
 STAGES = ("data", "semid", "sft", "model", "results")
@@ -197,7 +197,7 @@ class Run:
             models["sasrec"] = SequentialRecommender(dataset.num_items)
             models["sasrec"].fit(splits)
         results = {name: evaluate(m, dataset, options["split"], splits=splits) for name, m in models.items()}
-        table = metrics_table(results, ("recall@5", "recall@10", "recall@20", "ndcg@5", "ndcg@10", "ndcg@20"))
+        table = metrics_table(results, TABLE_KEYS)
         with atomic_folder(folder) as tmp:
             (tmp / "metrics.json").write_text(json.dumps(results, indent=2))
             (tmp / "metrics.md").write_text(f"{self.cfg.name}, {options['split']} split\n\n{table}\n")
