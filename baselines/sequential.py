@@ -1,10 +1,13 @@
 """ID-based sequential recommenders trained the same way: SASRec (Kang & McAuley, 2018: causal
-self-attention, learned positions) and GRU4Rec (Hidasi et al., 2016: a GRU over the sequence), both with
-item embeddings shared between input and output.
+self-attention, learned positions), GRU4Rec (Hidasi et al., 2016: a GRU over the sequence) and BERT4Rec
+(Sun et al., 2019: bidirectional self-attention trained by the cloze task), all with item embeddings shared
+between input and output.
 
 Two losses: `ce`, a full-softmax cross-entropy over all items at every position (the strong variant a fair
 comparison needs), and `bce`, binary cross-entropy with one sampled negative per position (the original
 paper's, which many tables report). The causal mask is applied (LLM-ESR's released SASRec forgets it).
+BERT4Rec always uses its own objective: random items (`mask_prob`) are replaced by a [MASK] token and predicted
+with a full softmax; it recommends by appending [MASK] to the history.
 Model selection: validation NDCG@10 with full ranking, early stopping.
 """
 
@@ -29,13 +32,14 @@ log = logging.getLogger("genrec.baselines")
 
 @dataclass
 class SequentialConfig:
-    arch: str = "sasrec"      # or "gru4rec"
+    arch: str = "sasrec"      # or "gru4rec", "bert4rec"
     hidden: int = 64
     layers: int = 2
     heads: int = 2
     dropout: float = 0.2
     max_len: int = 50
-    loss: str = "ce"          # or "bce"
+    loss: str = "ce"          # or "bce" (sasrec, gru4rec)
+    mask_prob: float = 0.2    # bert4rec: share of items masked in training
     lr: float | None = None   # default: 1e-3 for sasrec, 1e-2 for gru4rec (which learns slowly at 1e-3)
     weight_decay: float = 0.0
     batch_size: int = 256
@@ -52,10 +56,12 @@ class SequentialConfig:
 class _ItemSequenceModel(nn.Module):
     """The item table both encoders share: input embeddings and output scores (id 0 pads; item i is i + 1)."""
 
+    extra_tokens = 0  # rows after the items (BERT4Rec's [MASK])
+
     def __init__(self, num_items: int, cfg: SequentialConfig):
         super().__init__()
         self.cfg, self.num_items = cfg, num_items
-        self.items = nn.Embedding(num_items + 1, cfg.hidden, padding_idx=0)
+        self.items = nn.Embedding(num_items + 1 + self.extra_tokens, cfg.hidden, padding_idx=0)
 
     def _small_init(self, *tables: nn.Embedding) -> None:
         """Small initial scores: a loss near log(items) at the start."""
@@ -64,12 +70,21 @@ class _ItemSequenceModel(nn.Module):
         with torch.no_grad():
             self.items.weight[0].zero_()
 
+    def item_table(self) -> torch.Tensor:
+        """(num_items, hidden): the vectors that score every real item (no padding or [MASK] row)."""
+        return self.items.weight[1 : self.num_items + 1]
+
     def scores(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Scores of every real item (without the padding row)."""
-        return hidden @ self.items.weight[1:].T
+        return hidden @ self.item_table().T
+
+    def user_vectors(self, histories: list[np.ndarray]) -> torch.Tensor:
+        """(users, hidden): the representation that scores each user's next item."""
+        return self(_pad_left(histories, self.cfg.max_len))[:, -1]
 
 
 class SASRecModel(_ItemSequenceModel):
+    causal = True
+
     def __init__(self, num_items: int, cfg: SequentialConfig):
         super().__init__(num_items, cfg)
         self.positions = nn.Embedding(cfg.max_len, cfg.hidden)
@@ -83,10 +98,30 @@ class SASRecModel(_ItemSequenceModel):
     def forward(self, seqs: torch.Tensor) -> torch.Tensor:
         """(batch, length) item ids + 1 (0 = padding, left) -> (batch, length, hidden); position t sees <= t."""
         length = seqs.shape[1]
-        x = self.items(seqs) * self.cfg.hidden ** 0.5 + self.positions(torch.arange(length))
-        causal = torch.triu(torch.ones(length, length, dtype=torch.bool), diagonal=1)
-        x = self.encoder(self.dropout(x), mask=causal, src_key_padding_mask=None)
+        x = self.embed(seqs) * self.cfg.hidden ** 0.5 + self.positions(torch.arange(length))
+        if self.causal:
+            x = self.encoder(self.dropout(x), mask=torch.triu(torch.ones(length, length, dtype=torch.bool), 1))
+        else:  # bidirectional: only padding is hidden
+            x = self.encoder(self.dropout(x), src_key_padding_mask=seqs == 0)
         return self.norm(x)
+
+    def embed(self, seqs: torch.Tensor) -> torch.Tensor:
+        return self.items(seqs)
+
+
+class BERT4RecModel(SASRecModel):
+    """SASRec's encoder without the causal mask, with a [MASK] token (id num_items + 1)."""
+
+    causal, extra_tokens = False, 1
+
+    @property
+    def mask_token(self) -> int:
+        return self.num_items + 1
+
+    def user_vectors(self, histories: list[np.ndarray]) -> torch.Tensor:
+        seqs = _pad_left(histories, self.cfg.max_len - 1)
+        seqs = torch.cat([seqs, torch.full((len(histories), 1), self.mask_token)], dim=1)
+        return self(seqs)[:, -1]
 
 
 class GRU4RecModel(_ItemSequenceModel):
@@ -103,7 +138,7 @@ class GRU4RecModel(_ItemSequenceModel):
         return self.gru(self.dropout(self.items(seqs)))[0]
 
 
-ARCHS = {"sasrec": SASRecModel, "gru4rec": GRU4RecModel}
+ARCHS = {"sasrec": SASRecModel, "gru4rec": GRU4RecModel, "bert4rec": BERT4RecModel}
 
 
 def _pad_left(histories: list[np.ndarray], max_len: int) -> torch.Tensor:
@@ -117,17 +152,30 @@ def _pad_left(histories: list[np.ndarray], max_len: int) -> torch.Tensor:
 class SequentialRecommender:
     """Train on a split's training part; recommend(histories, k) ranks the whole catalogue."""
 
-    def __init__(self, num_items: int, cfg: SequentialConfig | None = None):
+    def __init__(self, num_items: int, cfg: SequentialConfig | None = None, item_init: np.ndarray | None = None,
+                 method: str | None = None):
+        """`item_init`: (num_items, hidden) starting item vectors (Elephant); `method`: the name it is saved as."""
         self.cfg = cfg or SequentialConfig()
         if self.cfg.loss not in ("ce", "bce"):
             raise DataError(f"loss must be 'ce' or 'bce', not {self.cfg.loss!r}")
         if self.cfg.arch not in ARCHS:
             raise DataError(f"arch must be one of {', '.join(ARCHS)}, not {self.cfg.arch!r}")
+        if self.cfg.arch == "bert4rec" and self.cfg.loss != "ce":
+            raise DataError("bert4rec trains with its cloze objective (full softmax); loss must be 'ce'")
         torch.manual_seed(self.cfg.seed)
         self.model = ARCHS[self.cfg.arch](num_items, self.cfg)
+        self.method = method or self.cfg.arch
         self.history: list[dict] = []
+        self.extra: dict = {}
+        if item_init is not None:
+            if tuple(item_init.shape) != (num_items, self.cfg.hidden):
+                raise DataError(f"item_init has shape {tuple(item_init.shape)}, expected ({num_items}, {self.cfg.hidden})")
+            with torch.no_grad():
+                self.model.item_table().copy_(torch.as_tensor(item_init, dtype=torch.float32))
 
     def _loss(self, seqs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if self.cfg.arch == "bert4rec":
+            return self._cloze_loss(seqs, generator)
         inputs, targets = seqs[:, :-1], seqs[:, 1:]
         hidden = self.model(inputs)
         mask = (targets > 0) & (inputs > 0)
@@ -140,13 +188,20 @@ class SequentialRecommender:
         neg_logit = (h * self.model.items(neg)).sum(-1)
         return (nn.functional.softplus(-pos_logit) + nn.functional.softplus(neg_logit)).mean()
 
+    def _cloze_loss(self, seqs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """BERT4Rec: predict randomly masked items from both sides (each sequence has at least its last masked)."""
+        masked = (torch.rand(seqs.shape, generator=generator) < self.cfg.mask_prob) & (seqs > 0)
+        masked[~masked.any(dim=1), -1] = True  # left padding: the last position is always a real item
+        hidden = self.model(seqs.masked_fill(masked, self.model.mask_token))
+        return nn.functional.cross_entropy(self.model.scores(hidden[masked]), seqs[masked] - 1)
+
     def fit(self, split: Split) -> dict:
         """Train on `split.train` only; keep the weights with the best validation NDCG@10."""
         cfg = self.cfg
         generator = torch.Generator().manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         train = [s for s in split.train if len(s) >= 2]
-        seqs = _pad_left(train, cfg.max_len + 1)
+        seqs = _pad_left(train, cfg.max_len if cfg.arch == "bert4rec" else cfg.max_len + 1)
         valid_rows = np.arange(len(split.valid))
         if len(valid_rows) > cfg.eval_users:
             valid_rows = np.sort(rng.choice(valid_rows, cfg.eval_users, replace=False))
@@ -184,16 +239,16 @@ class SequentialRecommender:
         self.model.eval()
         out = []
         for start in range(0, len(histories), batch_size):
-            seqs = _pad_left(histories[start : start + batch_size], self.cfg.max_len)
-            out.append(top_k(self.model.scores(self.model(seqs)[:, -1]).numpy(), k))
+            users = self.model.user_vectors(histories[start : start + batch_size])
+            out.append(top_k(self.model.scores(users).numpy(), k))
         return np.concatenate(out) if out else np.zeros((0, k), dtype=np.int64)
 
     def save_pretrained(self, folder: str | Path) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         torch.save(self.model.state_dict(), folder / "model.pt")
-        info = {"method": self.cfg.arch, "num_items": self.model.num_items, "config": asdict(self.cfg),
-                "history": self.history}
+        info = {"method": self.method, "num_items": self.model.num_items, "config": asdict(self.cfg),
+                "history": self.history, **self.extra}
         (folder / "baseline.json").write_text(json.dumps(info, indent=2))
 
     @classmethod
@@ -204,7 +259,7 @@ class SequentialRecommender:
             state = torch.load(folder / "model.pt", weights_only=True)
         except (OSError, ValueError, RuntimeError) as err:
             raise DataError(f"{folder}: not a saved baseline or a damaged one ({err})") from None
-        model = cls(info["num_items"], SequentialConfig(**info["config"]))
+        model = cls(info["num_items"], SequentialConfig(**info["config"]), method=info.get("method"))
         model.model.load_state_dict(state)
         model.history = info.get("history", [])
         return model

@@ -211,7 +211,9 @@ def beam_search(model, input_ids: torch.Tensor, trie: CodeTrie, num_beams: int =
     cache = DynamicCache()
     out = model(input_ids=input_ids, attention_mask=prompt_mask, position_ids=positions, cache=cache,
                 use_cache=True, logits_to_keep=1)
-    logprobs = _log_softmax(out.logits[:, -1:], temperature)                 # (batch, beams, vocab)
+    columns = [ids for ids in trie.token_ids] + [torch.tensor([trie.eos_token_id if trie.eos_token_id is not None
+                                                                else 0])]
+    logprobs = _column_logprobs(out.logits[:, -1:], columns[0], temperature)  # (batch, beams, level's codes)
     scores = torch.zeros(batch, 1)
     nodes = torch.zeros(batch, 1, dtype=torch.long)
     ancestry = torch.zeros(batch, 1, 0, dtype=torch.long)                     # cache slots of each beam's codes
@@ -219,7 +221,7 @@ def beam_search(model, input_ids: torch.Tensor, trie: CodeTrie, num_beams: int =
     for level, table in enumerate(trie.levels):
         width = scores.shape[1]
         children = table.children(nodes.reshape(-1)).reshape(batch, width, table.size)
-        candidates = scores[..., None] + logprobs[..., trie.token_ids[level]]  # this level's code slots only
+        candidates = scores[..., None] + logprobs
         invalid = children < 0
         if exclusion is not None and level == trie.num_levels - 1:
             invalid |= exclusion.gather(1, children.clamp(min=0).reshape(batch, -1)).reshape(invalid.shape)
@@ -244,12 +246,21 @@ def beam_search(model, input_ids: torch.Tensor, trie: CodeTrie, num_beams: int =
             mask = _tree_mask(prompt_mask.bool(), ancestry, kv_len, model.dtype)
             out = model(input_ids=trie.token_ids[level][slot], attention_mask=mask,
                         position_ids=(first_position + level).expand(batch, width), cache=cache, use_cache=True)
-            logprobs = _log_softmax(out.logits, temperature)
+            logprobs = _column_logprobs(out.logits, columns[level + 1], temperature)
     if include_eos and trie.eos_token_id is not None:
-        scores = torch.where(torch.isfinite(scores), scores + logprobs[..., trie.eos_token_id], scores)
+        scores = torch.where(torch.isfinite(scores), scores + logprobs[..., 0], scores)
     items = torch.where(torch.isfinite(scores), nodes, torch.full_like(nodes, -1))
     scores, order = scores.sort(dim=1, descending=True)
     return items.gather(1, order), scores
+
+
+def _column_logprobs(logits: torch.Tensor, columns: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Full-vocabulary log-softmax read at `columns` only: one logsumexp pass instead of writing every
+    vocabulary entry, which is most of a step's cost outside the model at batch 1."""
+    logits = logits.float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    return logits[..., columns] - torch.logsumexp(logits, dim=-1, keepdim=True)
 
 
 def _log_softmax(logits: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import resource
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -90,6 +92,7 @@ class Run:
         cfg.validate()
         self.cfg, self.root = cfg, cfg.folder()
         self.hashes: dict[str, str] = {}
+        self.stage_started = time.perf_counter()
 
     def _done(self, stage: str, key: str, required: str) -> bool:
         record = self.root / stage / "stage.json"
@@ -98,7 +101,10 @@ class Run:
         return json.loads(record.read_text()).get("key") == key
 
     def _record(self, folder: Path, key: str) -> None:
-        (folder / "stage.json").write_text(json.dumps({"key": key}))
+        """Mark a stage done, with its wall time and the process's peak memory so far (what bench/quality reports)."""
+        (folder / "stage.json").write_text(json.dumps({
+            "key": key, "seconds": round(time.perf_counter() - self.stage_started, 1),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
 
     def stage_data(self) -> None:
         key = _digest(self.cfg.data)
@@ -193,10 +199,15 @@ class Run:
             models["popularity"] = PopularityRecommender(splits.train, dataset.num_items)
         if "markov" in self.cfg.baselines:
             models["markov chain"] = MarkovRecommender(splits.train, dataset.num_items)
+        train_seconds = {"genrec": json.loads((self.root / "model" / "stage.json").read_text()).get("seconds")}
         if "sasrec" in self.cfg.baselines:  # full-softmax cross-entropy, early stopping on validation NDCG@10
+            started = time.perf_counter()
             models["sasrec"] = SequentialRecommender(dataset.num_items)
             models["sasrec"].fit(splits)
+            train_seconds["sasrec"] = round(time.perf_counter() - started, 1)
         results = {name: evaluate(m, dataset, options["split"], splits=splits) for name, m in models.items()}
+        for name, seconds in train_seconds.items():
+            results[name]["train_seconds"] = seconds
         table = metrics_table(results, TABLE_KEYS)
         with atomic_folder(folder) as tmp:
             (tmp / "metrics.json").write_text(json.dumps(results, indent=2))
@@ -209,8 +220,10 @@ class Run:
         (self.root / "recipe.json").write_text(json.dumps(asdict(self.cfg), indent=2))
         for stage in STAGES[:-1]:
             log.info("== %s ==", stage)
+            self.stage_started = time.perf_counter()
             getattr(self, f"stage_{stage}")()
         log.info("== results ==")
+        self.stage_started = time.perf_counter()
         return self.stage_results()
 
 
