@@ -55,10 +55,8 @@ def encode(encoder, texts: list[str], batch_size: int = 128) -> np.ndarray:
     return vectors.float().cpu().numpy()
 
 
-def _vectors_with_grad(encoder, texts: list[str], max_length: int) -> torch.Tensor:
-    features = encoder.tokenize(texts)
-    features = {k: v[:, :max_length] for k, v in features.items()}
-    return nn.functional.normalize(encoder(features)["sentence_embedding"], dim=-1)
+def _vectors_with_grad(encoder, texts: list[str]) -> torch.Tensor:
+    return nn.functional.normalize(encoder(encoder.preprocess(texts))["sentence_embedding"], dim=-1)
 
 
 def sequence_text(item_texts: list[str], history: np.ndarray, cfg: BehaviourTuneConfig) -> str:
@@ -87,6 +85,7 @@ def behaviour_tune(encoder, item_texts: list[str], split: Split, cfg: BehaviourT
     torch.manual_seed(cfg.seed)
     pairs = training_pairs(split, cfg.steps * cfg.batch_size, cfg.seed)
     optimizer = torch.optim.AdamW(encoder.parameters(), lr=cfg.lr)
+    encoder.max_seq_length = cfg.max_length
     losses, table = [], None
     bar = tqdm(range(cfg.steps), desc="behaviour tuning", leave=False)
     for step in bar:
@@ -96,9 +95,9 @@ def behaviour_tune(encoder, item_texts: list[str], split: Split, cfg: BehaviourT
         encoder.train()
         batch = pairs[step * cfg.batch_size : (step + 1) * cfg.batch_size]
         targets = torch.tensor([t for _, t in batch])
-        queries = _vectors_with_grad(encoder, [sequence_text(item_texts, h, cfg) for h, _ in batch], cfg.max_length)
+        queries = _vectors_with_grad(encoder, [sequence_text(item_texts, h, cfg) for h, _ in batch])
         unique = torch.unique(targets)
-        fresh = _vectors_with_grad(encoder, [item_texts[i] for i in unique.tolist()], cfg.max_length)
+        fresh = _vectors_with_grad(encoder, [item_texts[i] for i in unique.tolist()])
         catalogue = table.index_put((unique,), fresh)  # the batch's targets carry gradient, the rest do not
         loss = nn.functional.cross_entropy(queries @ catalogue.T / cfg.temperature, targets)
         optimizer.zero_grad()
@@ -118,7 +117,7 @@ def train_elephant(item_texts: list[str], split: Split, init: str = "tuned", cfg
         raise DataError(f"init must be one of {', '.join(INITS)}, not {init!r}")
     cfg = cfg or SequentialConfig()
     encoder = load_encoder(encoder_name)
-    cfg.hidden = int(encoder.get_sentence_embedding_dimension())
+    cfg.hidden = int(encoder.get_embedding_dimension())
     vectors, tuning = None, {}
     if init == "tuned":
         tuning = behaviour_tune(encoder, item_texts, split, tune)

@@ -150,7 +150,11 @@ def _pad_left(histories: list[np.ndarray], max_len: int) -> torch.Tensor:
 
 
 class SequentialRecommender:
-    """Train on a split's training part; recommend(histories, k) ranks the whole catalogue."""
+    """Train on a split's training part; recommend(histories, k) ranks the whole catalogue.
+
+    Subclasses (LLM-ESR, knowledge augmentation) change the model (`_build_model`), add a loss term
+    (`_extra_loss`) or per-fit / per-epoch state (`_start_fit`, `_start_epoch`) and keep the rest.
+    """
 
     def __init__(self, num_items: int, cfg: SequentialConfig | None = None, item_init: np.ndarray | None = None,
                  method: str | None = None):
@@ -158,35 +162,50 @@ class SequentialRecommender:
         self.cfg = cfg or SequentialConfig()
         if self.cfg.loss not in ("ce", "bce"):
             raise DataError(f"loss must be 'ce' or 'bce', not {self.cfg.loss!r}")
-        if self.cfg.arch not in ARCHS:
-            raise DataError(f"arch must be one of {', '.join(ARCHS)}, not {self.cfg.arch!r}")
         if self.cfg.arch == "bert4rec" and self.cfg.loss != "ce":
             raise DataError("bert4rec trains with its cloze objective (full softmax); loss must be 'ce'")
         torch.manual_seed(self.cfg.seed)
-        self.model = ARCHS[self.cfg.arch](num_items, self.cfg)
+        self.model = self._build_model(num_items)
         self.method = method or self.cfg.arch
         self.history: list[dict] = []
         self.extra: dict = {}
         if item_init is not None:
             if tuple(item_init.shape) != (num_items, self.cfg.hidden):
-                raise DataError(f"item_init has shape {tuple(item_init.shape)}, expected ({num_items}, {self.cfg.hidden})")
+                raise DataError(f"item_init has shape {tuple(item_init.shape)}, expected ({num_items}, "
+                                f"{self.cfg.hidden})")
             with torch.no_grad():
                 self.model.item_table().copy_(torch.as_tensor(item_init, dtype=torch.float32))
 
-    def _loss(self, seqs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def _build_model(self, num_items: int) -> nn.Module:
+        if self.cfg.arch not in ARCHS:
+            raise DataError(f"arch must be one of {', '.join(ARCHS)}, not {self.cfg.arch!r}")
+        return ARCHS[self.cfg.arch](num_items, self.cfg)
+
+    def _start_fit(self, seqs: torch.Tensor) -> None:
+        """Called once before training with the padded training sequences."""
+
+    def _start_epoch(self, seqs: torch.Tensor) -> None:
+        """Called before each epoch."""
+
+    def _extra_loss(self, hidden: torch.Tensor, rows: torch.Tensor) -> torch.Tensor | float:
+        """A term added to the loss, from the encoder's outputs of training rows `rows`."""
+        return 0.0
+
+    def _loss(self, seqs: torch.Tensor, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if self.cfg.arch == "bert4rec":
             return self._cloze_loss(seqs, generator)
         inputs, targets = seqs[:, :-1], seqs[:, 1:]
         hidden = self.model(inputs)
         mask = (targets > 0) & (inputs > 0)
+        extra = self._extra_loss(hidden, rows)
         if self.cfg.loss == "ce":
-            logits = self.model.scores(hidden[mask])
-            return nn.functional.cross_entropy(logits, targets[mask] - 1)
+            return nn.functional.cross_entropy(self.model.scores(hidden[mask]), targets[mask] - 1) + extra
         h, pos = hidden[mask], targets[mask]
         neg = torch.randint(1, self.model.num_items + 1, pos.shape, generator=generator)
-        pos_logit = (h * self.model.items(pos)).sum(-1)
-        neg_logit = (h * self.model.items(neg)).sum(-1)
-        return (nn.functional.softplus(-pos_logit) + nn.functional.softplus(neg_logit)).mean()
+        table = self.model.item_table()
+        pos_logit = (h * table[pos - 1]).sum(-1)
+        neg_logit = (h * table[neg - 1]).sum(-1)
+        return (nn.functional.softplus(-pos_logit) + nn.functional.softplus(neg_logit)).mean() + extra
 
     def _cloze_loss(self, seqs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """BERT4Rec: predict randomly masked items from both sides (each sequence has at least its last masked)."""
@@ -195,27 +214,34 @@ class SequentialRecommender:
         hidden = self.model(seqs.masked_fill(masked, self.model.mask_token))
         return nn.functional.cross_entropy(self.model.scores(hidden[masked]), seqs[masked] - 1)
 
+    def training_sequences(self, split: Split) -> torch.Tensor:
+        """The padded training sequences (users with at least two training items), one row per user."""
+        train = [s for s in split.train if len(s) >= 2]
+        return _pad_left(train, self.cfg.max_len if self.cfg.arch == "bert4rec" else self.cfg.max_len + 1)
+
     def fit(self, split: Split) -> dict:
         """Train on `split.train` only; keep the weights with the best validation NDCG@10."""
         cfg = self.cfg
         generator = torch.Generator().manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
-        train = [s for s in split.train if len(s) >= 2]
-        seqs = _pad_left(train, cfg.max_len if cfg.arch == "bert4rec" else cfg.max_len + 1)
+        seqs = self.training_sequences(split)
         valid_rows = np.arange(len(split.valid))
         if len(valid_rows) > cfg.eval_users:
             valid_rows = np.sort(rng.choice(valid_rows, cfg.eval_users, replace=False))
         histories = [split.valid.histories[i] for i in valid_rows]
         targets = split.valid.targets[valid_rows]
+        self._start_fit(seqs)
         optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         best, best_state, stale = -1.0, None, 0
-        bar = tqdm(range(cfg.epochs), desc=f"{cfg.arch} ({cfg.loss})", leave=False)
+        bar = tqdm(range(cfg.epochs), desc=f"{self.method} ({cfg.loss})", leave=False)
         for epoch in bar:
+            self._start_epoch(seqs)
             self.model.train()
             order = torch.randperm(len(seqs), generator=generator)
             total = 0.0
             for start in range(0, len(order), cfg.batch_size):
-                loss = self._loss(seqs[order[start : start + cfg.batch_size]], generator)
+                rows = order[start : start + cfg.batch_size]
+                loss = self._loss(seqs[rows], rows, generator)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -252,14 +278,19 @@ class SequentialRecommender:
         (folder / "baseline.json").write_text(json.dumps(info, indent=2))
 
     @classmethod
+    def _restore(cls, info: dict, state: dict) -> SequentialRecommender:
+        """An untrained model of the saved shape, for `from_pretrained` to load the weights into."""
+        return cls(info["num_items"], SequentialConfig(**info["config"]), method=info.get("method"))
+
+    @classmethod
     def from_pretrained(cls, folder: str | Path) -> SequentialRecommender:
         folder = Path(folder)
         try:
             info = json.loads((folder / "baseline.json").read_text())
             state = torch.load(folder / "model.pt", weights_only=True)
-        except (OSError, ValueError, RuntimeError) as err:
-            raise DataError(f"{folder}: not a saved baseline or a damaged one ({err})") from None
-        model = cls(info["num_items"], SequentialConfig(**info["config"]), method=info.get("method"))
-        model.model.load_state_dict(state)
+            model = cls._restore(info, state)
+            model.model.load_state_dict(state)
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError) as err:
+            raise DataError(f"{folder}: not a saved {cls.__name__} or a damaged one ({err})") from None
         model.history = info.get("history", [])
         return model

@@ -39,7 +39,8 @@ def run_dataset(name: str, overrides: list[str], runs: Path) -> dict:
 
 
 def table(results: dict) -> str:
-    lines = ["| dataset | method | R@5 | N@5 | R@10 | N@10 | training | peak memory |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| dataset | method | R@5 | N@5 | R@10 | N@10 | training | peak memory |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, result in results.items():
         peak = f"{result['stages']['model'].get('peak_rss_mb', '?')} MB"
         for method, metrics in result["metrics"].items():

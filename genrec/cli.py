@@ -18,6 +18,8 @@ import logging
 import sys
 from pathlib import Path
 
+from baselines import METHODS
+
 from .data import LOADERS, DataError
 
 
@@ -185,10 +187,10 @@ def _evaluate(args) -> int:
     if args.model == "popularity":
         model, name = PopularityRecommender(splits.train, dataset.num_items), "popularity"
     elif (Path(args.model) / "baseline.json").is_file():
-        from baselines.sequential import SequentialRecommender
+        from baselines.methods import load
 
-        model = SequentialRecommender.from_pretrained(args.model)
-        name = f"{model.cfg.arch} ({args.model})"
+        model = load(args.model)
+        name = f"{model.method} ({args.model})"
     else:
         from .model import GenRecModel
 
@@ -208,20 +210,23 @@ def _evaluate(args) -> int:
 
 
 def _baseline_train(args) -> int:
-    from baselines.sequential import SequentialConfig, SequentialRecommender
+    import time
 
-    from .config import apply_overrides, build
+    from baselines.methods import train
+
+    from .config import apply_overrides
     from .data import RecDataset, leave_one_out
 
-    arch, _, loss = args.method.partition("-")
-    raw = apply_overrides({"arch": arch, "loss": loss or "ce"}, args.overrides)
-    cfg = build(SequentialConfig, raw, f"{args.method} settings")
     dataset = RecDataset.load(args.data)
-    model = SequentialRecommender(dataset.num_items, cfg)
-    info = model.fit(leave_one_out(dataset, args.max_history))
+    started = time.perf_counter()
+    model = train(args.method, dataset, leave_one_out(dataset, args.max_history), apply_overrides({}, args.overrides),
+                  args.cache or Path(args.out) / "cache")
+    model.extra["train_seconds"] = round(time.perf_counter() - started, 1)
     model.save_pretrained(args.out)
-    print(f"{args.method}: {info['epochs']} epochs, best validation NDCG@10 {info['best_valid_ndcg@10']:.4f}; "
-          f"saved to {args.out} (evaluate with: genrec evaluate --model {args.out} --data {args.data})")
+    best = max(h["valid_ndcg@10"] for h in model.history)
+    print(f"{args.method}: {len(model.history)} epochs in {model.extra['train_seconds']:.0f} s, best validation "
+          f"NDCG@10 {best:.4f}; saved to {args.out} (evaluate with: genrec evaluate --model {args.out} "
+          f"--data {args.data})")
     return 0
 
 
@@ -341,12 +346,16 @@ def build_parser() -> argparse.ArgumentParser:
     base = steps.add_parser("baseline", help="train a baseline recommender on the same split")
     base_cmds = base.add_subparsers(dest="baseline_command", required=True, metavar="ACTION")
     btrain = base_cmds.add_parser("train", help="train and save a baseline (evaluate it with genrec evaluate)")
-    btrain.add_argument("--method", choices=["sasrec", "sasrec-bce", "gru4rec", "gru4rec-bce"], required=True,
-                        help="full-softmax cross-entropy, or -bce: one sampled negative per position")
+    btrain.add_argument("--method", choices=METHODS, required=True,
+                        help="-bce: one sampled negative per position (else full-softmax cross-entropy); elephant: "
+                             "behaviour-tuned MiniLM init (-plm: plain MiniLM, -random: random, same width); "
+                             "knowledge: LM-written knowledge with alignment (-frozen: without)")
     btrain.add_argument("--data", required=True)
     btrain.add_argument("--out", required=True)
     btrain.add_argument("--max-history", type=int, default=20)
-    btrain.add_argument("overrides", nargs="*", help="SequentialConfig key=value, e.g. hidden=128 epochs=50")
+    btrain.add_argument("--cache", default=None, help="embeddings and LM text cache (default: OUT/cache)")
+    btrain.add_argument("overrides", nargs="*", help="key=value: model settings (hidden=128 epochs=50), "
+                                                     "tune.steps=300 (elephant), knowledge.rounds=2 (knowledge)")
     btrain.set_defaults(run=_baseline_train)
 
     run = steps.add_parser("run", help="a whole YAML recipe: data, codebook, SFT data, finetune, evaluate (cached)")

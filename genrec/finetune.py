@@ -15,6 +15,8 @@ from pathlib import Path
 
 import datasets
 import numpy as np
+import torch
+from torch import nn
 from transformers import EarlyStoppingCallback, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
@@ -81,6 +83,28 @@ def _as_chat(rows: datasets.Dataset) -> datasets.Dataset:
                                "completion": [{"role": "assistant", "content": r["completion"]}]})
 
 
+def completion_loss(model, inputs: dict, num_items_in_batch=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss on the completions with output logits for the last positions only.
+
+    Rows are moved to left padding, so every completion ends at the last position and `logits_to_keep`
+    can drop the rest: the full-vocabulary output layer then runs on a few positions per row instead of the
+    whole prompt, which is most of a step's cost for a small model with a large word vocabulary. Positions
+    follow the real tokens, so the loss is the one the model computes on the right-padded rows.
+    """
+    mask, labels = inputs["attention_mask"], inputs["labels"]
+    order = torch.sort(mask, dim=1, stable=True).indices  # padding first, then the row in its own order
+    ids, mask, labels = (t.gather(1, order) for t in (inputs["input_ids"], mask, labels))
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    first = torch.where((labels != -100).any(1), (labels != -100).float().argmax(1), labels.shape[1])
+    span = int(labels.shape[1] - first.min())  # the longest completion
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=span + 1).logits
+    targets = labels[:, labels.shape[1] - span :]
+    loss = nn.functional.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                       ignore_index=-100, reduction="sum")
+    count = num_items_in_batch if num_items_in_batch is not None else (targets != -100).sum().clamp(min=1)
+    return loss / count, logits
+
+
 class RankingSFTTrainer(SFTTrainer):
     """SFTTrainer whose evaluation ranks validation users by constrained beam search (Recall / NDCG)."""
 
@@ -89,14 +113,13 @@ class RankingSFTTrainer(SFTTrainer):
         self.genrec, self.ranking_rows, self.beams = genrec, ranking_rows, beams
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        """The model's own forward and loss on the completion tokens (labels are -100 elsewhere).
+        """Cross-entropy on the completion tokens (labels are -100 elsewhere), through the model's own head.
 
         trl's fused LM head multiplies by `lm_head.weight` directly, which skips peft's trainable code-token
         rows in the head: the code tokens' output rows would never train (LETTER's issue #12).
         """
-        keep = {k: v for k, v in inputs.items() if k in ("input_ids", "attention_mask", "position_ids", "labels")}
-        outputs = model(**keep, num_items_in_batch=num_items_in_batch)
-        return (outputs.loss, outputs) if return_outputs else outputs.loss
+        loss, logits = completion_loss(model, inputs, num_items_in_batch)
+        return (loss, {"logits": logits}) if return_outputs else loss
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict:
         self.genrec.model = self.model

@@ -24,7 +24,8 @@ def test_causal_mask_holds(arch):
     assert not torch.allclose(a[0, 5:], b[0, 5:])
 
 
-@pytest.mark.parametrize("arch,loss,lr", [("sasrec", "ce", 3e-3), ("sasrec", "bce", 3e-3), ("gru4rec", "ce", 1e-2)])
+@pytest.mark.parametrize("arch,loss,lr", [("sasrec", "ce", 3e-3), ("sasrec", "bce", 3e-3), ("gru4rec", "ce", 1e-2),
+                                          ("bert4rec", "ce", 3e-3)])
 def test_loss_falls_and_beats_popularity(arch, loss, lr):
     ds = make_synthetic(SyntheticConfig(users=600))
     split = leave_one_out(ds)
@@ -62,3 +63,19 @@ def test_cli_train_save_evaluate(tmp_path, capsys):
                  "--out", str(tmp_path / "m.json")]) == 0
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["validity"] == 1.0 and 0.0 <= metrics["ndcg@10"] <= 1.0
+
+
+def test_bert4rec_sees_both_sides_and_recommends_at_mask():
+    rec = SequentialRecommender(50, SequentialConfig(**SMALL, arch="bert4rec", dropout=0.0))
+    model = rec.model.eval()
+    seq = torch.tensor([[0, 0, 3, 7, 9, 11, 2, 5]])
+    changed = seq.clone()
+    changed[0, 7] = 40  # a later item changes what earlier positions see: bidirectional
+    with torch.no_grad():
+        assert not torch.allclose(model(seq)[0, :7], model(changed)[0, :7])
+        # recommending appends [MASK]: the user vector is the output at that position
+        expected = model(torch.cat([torch.zeros(1, 20 - 1 - 6, dtype=torch.long), torch.tensor([[4, 8, 10, 12, 3, 6]]),
+                                    torch.tensor([[model.mask_token]])], dim=1))[:, -1]
+        torch.testing.assert_close(model.user_vectors([np.array([3, 7, 9, 11, 2, 5])]), expected)
+    with pytest.raises(Exception, match="cloze"):
+        SequentialRecommender(50, SequentialConfig(**SMALL, arch="bert4rec", loss="bce"))

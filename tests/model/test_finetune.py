@@ -90,3 +90,28 @@ def test_lora_finetune_trains_the_code_rows_of_an_untied_head(world, tmp_path):
     ids = head.token_indices["default"]
     base_rows = head.base_layer.weight[ids]
     assert not torch.allclose(head.trainable_tokens_delta["default"], base_rows)  # trained through trl
+
+
+def test_completion_loss_equals_the_models_own_loss_on_right_padded_rows(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from genrec.finetune import completion_loss
+    from tests.tiny_lm import save_tiny_lm
+
+    model = AutoModelForCausalLM.from_pretrained(save_tiny_lm(tmp_path, [f"w{i}" for i in range(40)], layers=2))
+    gen = torch.Generator().manual_seed(0)
+    rows, width = [(9, 3), (4, 5), (12, 1), (6, 2)], 16  # (prompt, completion) lengths, right-padded to width
+    ids = torch.zeros(len(rows), width, dtype=torch.long)
+    mask, labels = torch.zeros_like(ids), torch.full_like(ids, -100)
+    for r, (prompt, completion) in enumerate(rows):
+        n = prompt + completion
+        ids[r, :n] = torch.randint(3, 43, (n,), generator=gen)
+        mask[r, :n] = 1
+        labels[r, prompt:n] = ids[r, prompt:n]
+    batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    expected = model(**batch).loss
+    loss, logits = completion_loss(model, batch)
+    torch.testing.assert_close(loss, expected, atol=1e-5, rtol=1e-5)
+    assert logits.shape[1] == 5 + 1  # only the longest completion's positions (+1) reach the output layer
+    summed, _ = completion_loss(model, batch, num_items_in_batch=torch.tensor(22))
+    torch.testing.assert_close(summed, expected * 11 / 22, atol=1e-5, rtol=1e-5)
