@@ -12,7 +12,7 @@ from baselines.knowledge import KnowledgeConfig, KnowledgeRecommender, probe_spl
 from baselines.llmesr import LLMESRConfig, LLMESRRecommender, history_vectors, similar_users
 from baselines.sequential import SequentialConfig
 from genrec.cli import main
-from genrec.data import SyntheticConfig, leave_one_out, make_synthetic
+from genrec.data import DataError, SyntheticConfig, leave_one_out, make_synthetic
 from genrec.evaluate import PopularityRecommender, evaluate
 from tests.tiny_lm import save_tiny_lm
 
