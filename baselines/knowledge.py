@@ -135,6 +135,8 @@ class KnowledgeWriter:
 
     def align(self, pairs: list[tuple[int, str]]) -> None:
         """LoRA-finetune the LM on (item, kept knowledge) pairs, merge it, and name the new version."""
+        import tempfile
+
         import datasets
         from peft import LoraConfig
         from trl import SFTConfig, SFTTrainer
@@ -144,15 +146,15 @@ class KnowledgeWriter:
         tokenizer, model = self.generator.lm
         rows = datasets.Dataset.from_list([{"prompt": self.generator.render(self.prompts[i]), "completion": text}
                                            for i, text in pairs])
-        args = SFTConfig(output_dir=str(self.cache_dir or ".") + "/lora", num_train_epochs=self.cfg.lora_epochs,
-                         per_device_train_batch_size=8, learning_rate=self.cfg.lora_lr, bf16=False,
-                         report_to=[], save_strategy="no", logging_steps=10, seed=self.cfg.seed,
-                         disable_tqdm=True)
         lora = LoraConfig(r=self.cfg.lora_rank, lora_alpha=2 * self.cfg.lora_rank, target_modules="all-linear",
                           task_type="CAUSAL_LM")
-        trainer = SFTTrainer(model=model, args=args, train_dataset=rows, processing_class=tokenizer,
-                             peft_config=lora)
-        trainer.train()
+        with tempfile.TemporaryDirectory() as scratch:  # nothing is saved: the merged model lives on in memory
+            args = SFTConfig(output_dir=scratch, num_train_epochs=self.cfg.lora_epochs, per_device_train_batch_size=8,
+                             learning_rate=self.cfg.lora_lr, bf16=False, report_to=[], save_strategy="no",
+                             logging_steps=10, seed=self.cfg.seed, disable_tqdm=True)
+            trainer = SFTTrainer(model=model, args=args, train_dataset=rows, processing_class=tokenizer,
+                                 peft_config=lora)
+            trainer.train()
         merged = trainer.model.merge_and_unload().eval()
         self.version += 1
         self.generator = Generator(f"{self.cfg.lm}+aligned{self.version}-seed{self.cfg.seed}", self.cache_dir,

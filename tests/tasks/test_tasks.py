@@ -137,11 +137,14 @@ def test_local_lm_generation_is_cached(tmp_path, monkeypatch):
     from tasks.generate import Generator
 
     calls = []
-    monkeypatch.setattr(Generator, "_run", lambda self, prompts: calls.append(list(prompts)) or
-                        [p.upper() for p in prompts])
+    monkeypatch.setattr(Generator, "_run", lambda self, prompts, samples=1, temperature=1.0: calls.append(
+        list(prompts)) or [f"{p.upper()}{s}" for p in prompts for s in range(samples)])
     first = Generator("m", tmp_path).generate(["a", "b", "a"])
     second = Generator("m", tmp_path).generate(["b", "c"])
-    assert first == ["A", "B", "A"] and second == ["B", "C"] and calls == [["a", "b"], ["c"]]
+    assert first == ["A0", "B0", "A0"] and second == ["B0", "C0"] and calls == [["a", "b"], ["c"]]
+    sampled = Generator("m", tmp_path).sample(["a", "c"], 3, seed=1)  # samples are cached apart from greedy
+    assert sampled == [["A0", "A1", "A2"], ["C0", "C1", "C2"]] and calls[-1] == ["a", "c"]
+    assert Generator("m", tmp_path).sample(["c"], 3, seed=1) == [["C0", "C1", "C2"]] and len(calls) == 3
 
 
 def test_generation_runs_a_real_causal_lm(tmp_path):
