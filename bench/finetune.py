@@ -5,7 +5,7 @@
 Needs the folders `genrec demo` writes (data, semid, sft). Each backbone runs in its own subprocess so its
 peak resident memory is its own: the from-scratch LLaMA-style model of recipes/finetune/synthetic-scratch.yaml
 (full training) and SmolLM2-135M-Instruct with LoRA (r=16, trainable code-token rows) from the offline GGUF.
-Both train through genrec's trainer (trl's SFTTrainer with the model's own loss), as `genrec finetune` does.
+Both train through genrec's trainer (trl's SFTTrainer, loss on the completion positions), as `genrec finetune` does.
 """
 
 from __future__ import annotations

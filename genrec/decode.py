@@ -211,8 +211,8 @@ def beam_search(model, input_ids: torch.Tensor, trie: CodeTrie, num_beams: int =
     cache = DynamicCache()
     out = model(input_ids=input_ids, attention_mask=prompt_mask, position_ids=positions, cache=cache,
                 use_cache=True, logits_to_keep=1)
-    columns = [ids for ids in trie.token_ids] + [torch.tensor([trie.eos_token_id if trie.eos_token_id is not None
-                                                                else 0])]
+    eos = torch.tensor([trie.eos_token_id if trie.eos_token_id is not None else 0])  # read only with include_eos
+    columns = [*trie.token_ids, eos]  # the vocabulary ids each step scores: the next level's codes, then eos
     logprobs = _column_logprobs(out.logits[:, -1:], columns[0], temperature)  # (batch, beams, level's codes)
     scores = torch.zeros(batch, 1)
     nodes = torch.zeros(batch, 1, dtype=torch.long)
