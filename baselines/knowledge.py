@@ -123,18 +123,18 @@ class KnowledgeWriter:
         self.prompts = [PROMPT.format(text=t[: cfg.item_chars]) for t in item_texts]
         self.generator = Generator(cfg.lm, cache_dir, cfg.batch_size, cfg.max_new_tokens)
         self.encoder = SentenceTransformerEncoder(cfg.encoder)
-        self.version = 0
 
-    def write(self, items: list[int] | None = None) -> list[str]:
-        items = range(len(self.prompts)) if items is None else items
-        texts = self.generator.generate([self.prompts[i] for i in items])
-        return [t or "no knowledge" for t in texts]
+    def write(self) -> list[str]:
+        """Every item's knowledge by the current LM (greedy, cached)."""
+        return [t or "no knowledge" for t in self.generator.generate(self.prompts)]
 
     def embed(self, texts: list[str]) -> np.ndarray:
         return self.encoder.encode(texts)
 
     def align(self, pairs: list[tuple[int, str]]) -> None:
-        """LoRA-finetune the LM on (item, kept knowledge) pairs, merge it, and name the new version."""
+        """LoRA-finetune the LM on (item, kept knowledge) pairs and merge it. The new model's cache name is the
+        old one plus a digest of what it was trained on, so cached text never outlives the model that wrote it."""
+        import hashlib
         import tempfile
 
         import datasets
@@ -156,9 +156,10 @@ class KnowledgeWriter:
                                  peft_config=lora)
             trainer.train()
         merged = trainer.model.merge_and_unload().eval()
-        self.version += 1
-        self.generator = Generator(f"{self.cfg.lm}+aligned{self.version}-seed{self.cfg.seed}", self.cache_dir,
-                                   self.cfg.batch_size, self.cfg.max_new_tokens, lm=(tokenizer, merged))
+        recipe = repr((pairs, self.cfg.lora_rank, self.cfg.lora_epochs, self.cfg.lora_lr, self.cfg.seed))
+        name = f"{self.generator.model_name}+aligned-{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
+        self.generator = Generator(name, self.cache_dir, self.cfg.batch_size, self.cfg.max_new_tokens,
+                                   lm=(tokenizer, merged))
 
 
 def align_knowledge(writer: KnowledgeWriter, split: Split, num_items: int, seq_cfg: SequentialConfig) -> dict:

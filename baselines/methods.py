@@ -33,6 +33,8 @@ def train(method: str, dataset: RecDataset, split: Split, settings: dict,
         from .elephant import BehaviourTuneConfig, train_elephant
 
         init = {"elephant": "tuned", "elephant-plm": "plm", "elephant-random": "random"}[method]
+        if "hidden" in settings:
+            raise DataError(f"{method}: the SASRec is as wide as the text encoder (384 for MiniLM); drop hidden=")
         return train_elephant(item_texts(dataset), split, init, build(SequentialConfig, settings, method),
                               build(BehaviourTuneConfig, tune, f"{method} tune"))
     if method == "llmesr":
