@@ -7,7 +7,8 @@ Two losses: `ce`, a full-softmax cross-entropy over all items at every position 
 comparison needs), and `bce`, binary cross-entropy with one sampled negative per position (the original
 paper's, which many tables report). The causal mask is applied (LLM-ESR's released SASRec forgets it).
 BERT4Rec always uses its own objective: random items (`mask_prob`) are replaced by a [MASK] token and predicted
-with a full softmax; it recommends by appending [MASK] to the history.
+with a full softmax, each sequence masked `dupe_factor` times per epoch as in the paper's data generation; it
+recommends by appending [MASK] to the history.
 Model selection: validation NDCG@10 with full ranking, early stopping.
 """
 
@@ -40,6 +41,7 @@ class SequentialConfig:
     max_len: int = 50
     loss: str = "ce"          # or "bce" (sasrec, gru4rec)
     mask_prob: float = 0.2    # bert4rec: share of items masked in training
+    dupe_factor: int = 10     # bert4rec: each sequence is masked this many times per epoch (the paper's 10)
     lr: float | None = None   # default: 1e-3 for sasrec, 1e-2 for gru4rec (which learns slowly at 1e-3)
     weight_decay: float = 0.0
     batch_size: int = 256
@@ -237,7 +239,8 @@ class SequentialRecommender:
         for epoch in bar:
             self._start_epoch(seqs)
             self.model.train()
-            order = torch.randperm(len(seqs), generator=generator)
+            passes = cfg.dupe_factor if cfg.arch == "bert4rec" else 1  # a cloze pass trains on few positions
+            order = torch.randperm(len(seqs) * passes, generator=generator) % len(seqs)
             total = 0.0
             for start in range(0, len(order), cfg.batch_size):
                 rows = order[start : start + cfg.batch_size]
