@@ -149,3 +149,6 @@ def test_cli_trains_and_evaluates_new_methods(tmp_path, capsys):
     assert main(["baseline", "train", "--method", "elephant", "--data", str(tmp_path / "data"), "--out",
                  str(tmp_path / "e"), "tune.nope=1"]) == 2
     assert "unknown key(s) nope for BehaviourTuneConfig" in capsys.readouterr().err
+    assert main(["baseline", "train", "--method", "elephant-plm", "--data", str(tmp_path / "data"), "--out",
+                 str(tmp_path / "e"), "hidden=64"]) == 2
+    assert "as wide as the text encoder" in capsys.readouterr().err
