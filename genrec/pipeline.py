@@ -94,11 +94,16 @@ class Run:
         self.hashes: dict[str, str] = {}
         self.stage_started = time.perf_counter()
 
-    def _done(self, stage: str, key: str, required: str) -> bool:
+    def _cached(self, stage: str, key: str, required: str) -> bool:
+        """Remember the stage's key (the next stages hash it); True when its output was made with that key."""
+        self.hashes[stage] = key
         record = self.root / stage / "stage.json"
         if not (record.is_file() and (self.root / stage / required).exists()):
             return False
-        return json.loads(record.read_text()).get("key") == key
+        if json.loads(record.read_text()).get("key") != key:
+            return False
+        log.info("%s: cached", stage)
+        return True
 
     def _record(self, folder: Path, key: str) -> None:
         """Mark a stage done, with its wall time and the process's peak memory so far (what bench/quality reports)."""
@@ -108,9 +113,7 @@ class Run:
 
     def stage_data(self) -> None:
         key = _digest(self.cfg.data)
-        self.hashes["data"] = key
-        if self._done("data", key, "dataset.json"):
-            log.info("data: cached")
+        if self._cached("data", key, "dataset.json"):
             return
         section = DataStage(**self.cfg.data)
         if section.format == "synthetic":
@@ -127,9 +130,7 @@ class Run:
         from semid.codebook import CodebookConfig, build_codebook, plot_usage
 
         key = _digest(self.cfg.codebook, self.hashes["data"])
-        self.hashes["semid"] = key
-        if self._done("semid", key, "codes.json"):
-            log.info("semid: cached")
+        if self._cached("semid", key, "codes.json"):
             return
         dataset = RecDataset.load(self.root / "data")
         if self.cfg.codebook.get("reference_codes"):
@@ -148,9 +149,7 @@ class Run:
         from tasks import TaskConfig, build_sft, save_sft
 
         key = _digest(self.cfg.tasks, self.hashes["semid"])
-        self.hashes["sft"] = key
-        if self._done("sft", key, "tasks.json"):
-            log.info("sft: cached")
+        if self._cached("sft", key, "tasks.json"):
             return
         semid = SemanticIdTokenizer.from_pretrained(self.root / "semid")
         cfg = TaskConfig(**_tuples(self.cfg.tasks))
@@ -161,10 +160,8 @@ class Run:
         from .finetune import FinetuneConfig, finetune
 
         key = _digest(self.cfg.finetune, self.hashes["sft"])
-        self.hashes["model"] = key
         folder = self.root / "model"
-        if self._done("model", key, "genrec.json"):
-            log.info("model: cached")
+        if self._cached("model", key, "genrec.json"):
             return
         started = folder / "started.json"
         resume = (started.is_file() and json.loads(started.read_text()).get("key") == key
@@ -187,8 +184,7 @@ class Run:
         options = {"split": "test", "beams": 20, "exact": False, **self.cfg.evaluate}
         key = _digest(options, self.cfg.baselines, self.hashes["model"])
         folder = self.root / "results"
-        if self._done("results", key, "metrics.json"):
-            log.info("results: cached")
+        if self._cached("results", key, "metrics.json"):
             return json.loads((folder / "metrics.json").read_text())
         dataset = RecDataset.load(self.root / "data")
         splits = leave_one_out(dataset, self.cfg.tasks.get("max_history", 20))
