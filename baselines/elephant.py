@@ -12,7 +12,6 @@ step budget instead of epochs, so it runs on a CPU.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +23,6 @@ from genrec.data import DataError, Split
 
 from .sequential import SequentialConfig, SequentialRecommender
 
-log = logging.getLogger("genrec.baselines")
 INITS = ("random", "plm", "tuned")
 
 

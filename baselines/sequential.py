@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,8 +26,6 @@ from tqdm.auto import tqdm
 
 from genrec.data import DataError, Split
 from genrec.evaluate import ranking_metrics, top_k
-
-log = logging.getLogger("genrec.baselines")
 
 
 @dataclass
