@@ -11,8 +11,8 @@ Recommendation"), built from the paper's description:
   detached mean of theirs.
 
 Deviations, said here and in README: item vectors come from MiniLM (or any encoder of `genrec codebook`), not
-a 7B LLM; a user's text embedding is the mean of their training items' vectors, not an LLM embedding of a
-prompt; neighbour representations are refreshed once per epoch (a table), not recomputed every batch.
+a 7B LLM; a user's text embedding is the mean of the vectors of their last max_len + 1 training items, not an
+LLM embedding of a prompt; neighbour representations are refreshed once per epoch (a table), not recomputed every batch.
 """
 
 from __future__ import annotations
