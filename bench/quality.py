@@ -5,7 +5,9 @@ chain and our full-softmax SASRec on the same leave-one-out split, and the publi
 
 Each dataset runs `genrec run recipes/<dataset>.yaml` in its own process (so its peak memory is its own) in
 `runs/quality/<dataset>`; a finished stage is cached, so rerunning with more steps only redoes what changed.
-Published numbers are those collected in ../shared/datasets/README.md (leave-one-out, full ranking).
+Published numbers are those collected in ../shared/datasets/README.md (leave-one-out, full ranking). Rows
+from bench/results/baselines_<dataset>.json (bench/baseline_quality.py: the same split, the same evaluation) are
+shown too, so a slow baseline is trained once and not again in every quality run (pass `baselines=[popularity]`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ PUBLISHED = {  # dataset -> method (paper) -> metrics
     "yelp": {"TIGER (in LETTER)": {"ndcg@10": .0213}, "LETTER-TIGER": {"ndcg@10": .0231}},
 }
 KEYS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10")
+RESULTS = Path("bench/results")
 
 
 def run_dataset(name: str, overrides: list[str], runs: Path) -> dict:
@@ -38,12 +41,20 @@ def run_dataset(name: str, overrides: list[str], runs: Path) -> dict:
     return {"metrics": metrics, "stages": stages, "command": " ".join(command[1:])}
 
 
+def own_baselines(name: str, shown: dict) -> dict:
+    """Methods bench/baseline_quality.py measured on this dataset that the run itself did not train."""
+    path = RESULTS / f"baselines_{name}.json"
+    measured = json.loads(path.read_text()) if path.is_file() else {}
+    return {f"{method} ({path.name})": metrics for method, metrics in measured.items() if method not in shown}
+
+
 def table(results: dict) -> str:
     lines = ["| dataset | method | R@5 | N@5 | R@10 | N@10 | training | peak memory |",
              "|---|---|---|---|---|---|---|---|"]
     for name, result in results.items():
         peak = f"{result['stages']['model'].get('peak_rss_mb', '?')} MB"
-        for method, metrics in result["metrics"].items():
+        shown = result["metrics"]
+        for method, metrics in {**shown, **own_baselines(name, shown)}.items():
             cells = " | ".join(f"{metrics[k]:.4f}" for k in KEYS)
             seconds = metrics.get("train_seconds")
             took = f"{seconds / 60:.0f} min" if seconds else "-"

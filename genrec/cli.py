@@ -198,7 +198,7 @@ def _evaluate(args) -> int:
         if model.semid.item_ids != list(dataset.items["item_id"]):
             raise DataError(f"{args.model} was trained on other items than {args.data}")
         model.decode_options = {"beams": args.beams, "exact": args.exact}
-    result = evaluate(model, dataset, args.split, args.max_history, splits=splits)
+    result = evaluate(model, dataset, args.split, args.max_history, splits=splits, users=args.users)
     print(f"{args.split}: {result['users']:,} users, full ranking over {dataset.num_items:,} items")
     print(metrics_table({name: result, **{f"  {g}": m for g, m in result["groups"].items()}}, TABLE_KEYS))
     print(f"MRR@20 {result['mrr@20']:.4f}; validity {result['validity']:.3f}; coverage@10 {result['coverage@10']:.3f}")
@@ -341,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--beams", type=int, default=20)
     ev.add_argument("--exact", action="store_true", help="exact top-20 instead of beam search")
     ev.add_argument("--max-history", type=int, default=20)
+    ev.add_argument("--users", type=int, help="a seeded random sample of this many users (quick checks)")
     ev.set_defaults(run=_evaluate)
 
     base = steps.add_parser("baseline", help="train a baseline recommender on the same split")

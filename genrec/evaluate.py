@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Protocol
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .data import EvalSet, RecDataset, Split, leave_one_out
 
@@ -98,19 +99,33 @@ def full_metrics(top_items: np.ndarray, targets: np.ndarray, num_items: int, ks:
     return metrics
 
 
+def sample_users(users: EvalSet, count: int | None, seed: int = 0) -> EvalSet:
+    """A seeded random `count` of the evaluation users (all when count is None or larger): the same sample for
+    every model, for quick checks of slow models. Metrics on a sample are estimates; say so when reporting."""
+    if count is None or count >= len(users):
+        return users
+    if count < 1:
+        raise ValueError(f"users must be at least 1, got {count}")
+    pick = np.sort(np.random.default_rng(seed).choice(len(users), count, replace=False))
+    return EvalSet(users.users[pick], [users.histories[i] for i in pick], users.targets[pick])
+
+
 def evaluate(recommender: Recommender, dataset: RecDataset, split: str = "test", max_history: int = 20,
-             batch_size: int = 256, splits: Split | None = None) -> dict:
-    """Leave-one-out evaluation of any Recommender: overall metrics and the same per user / item group."""
+             batch_size: int = 256, splits: Split | None = None, users: int | None = None) -> dict:
+    """Leave-one-out evaluation of any Recommender: overall metrics and the same per user / item group;
+    `users` evaluates a seeded sample of that many users instead of all."""
     splits = splits or leave_one_out(dataset, max_history)
-    users: EvalSet = getattr(splits, split)
+    rows: EvalSet = sample_users(getattr(splits, split), users)
     depth = max(KS)
-    top = np.concatenate([np.asarray(recommender.recommend(users.histories[i : i + batch_size], depth))
-                          for i in range(0, len(users), batch_size)])
-    result = {**full_metrics(top, users.targets, dataset.num_items), "users": len(users), "split": split}
-    item_tail = tail_items(splits.train, dataset.num_items)[users.targets]
-    user_tail = tail_users(splits.train, users.users)
+    starts = tqdm(range(0, len(rows), batch_size), desc=f"evaluating on {split}", unit="batch",
+                  disable=len(rows) <= batch_size, leave=False)
+    top = np.concatenate([np.asarray(recommender.recommend(rows.histories[i : i + batch_size], depth))
+                          for i in starts])
+    result = {**full_metrics(top, rows.targets, dataset.num_items), "users": len(rows), "split": split}
+    item_tail = tail_items(splits.train, dataset.num_items)[rows.targets]
+    user_tail = tail_users(splits.train, rows.users)
     groups = {"tail_users": user_tail, "head_users": ~user_tail, "tail_items": item_tail, "head_items": ~item_tail}
-    result["groups"] = {name: {**ranking_metrics(top[mask], users.targets[mask]), "users": int(mask.sum())}
+    result["groups"] = {name: {**ranking_metrics(top[mask], rows.targets[mask]), "users": int(mask.sum())}
                         for name, mask in groups.items() if mask.any()}
     return result
 

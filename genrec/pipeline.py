@@ -43,7 +43,7 @@ class RunConfig:
     codebook: dict = field(default_factory=dict)   # CodebookConfig fields, or {reference_codes: true}
     tasks: dict = field(default_factory=dict)      # TaskConfig fields
     finetune: dict = field(default_factory=dict)   # FinetuneConfig fields except the folders
-    evaluate: dict = field(default_factory=dict)   # split, beams, exact
+    evaluate: dict = field(default_factory=dict)   # split, beams, exact, users (a seeded sample)
     baselines: list[str] = field(default_factory=lambda: ["popularity", "markov", "sasrec"])
 
     def folder(self) -> Path:
@@ -62,9 +62,10 @@ class RunConfig:
             build(CodebookConfig, _codebook_fields(self.codebook), "codebook")
         build(TaskConfig, _tuples(self.tasks), "tasks")
         build(FinetuneConfig, self.finetune, "finetune")
-        unknown = set(self.evaluate) - {"split", "beams", "exact"}
+        unknown = set(self.evaluate) - {"split", "beams", "exact", "users"}
         if unknown:
-            raise DataError(f"evaluate: unknown key(s) {', '.join(sorted(unknown))} (known: split, beams, exact)")
+            raise DataError(f"evaluate: unknown key(s) {', '.join(sorted(unknown))} "
+                            "(known: split, beams, exact, users)")
         unknown = set(self.baselines) - {"popularity", "markov", "sasrec"}
         if unknown:
             raise DataError(f"baselines: unknown {', '.join(sorted(unknown))} (available: popularity, markov, sasrec)")
@@ -201,13 +202,15 @@ class Run:
             models["sasrec"] = SequentialRecommender(dataset.num_items)
             models["sasrec"].fit(splits)
             train_seconds["sasrec"] = round(time.perf_counter() - started, 1)
-        results = {name: evaluate(m, dataset, options["split"], splits=splits) for name, m in models.items()}
+        results = {name: evaluate(m, dataset, options["split"], splits=splits, users=options.get("users"))
+                   for name, m in models.items()}
         for name, seconds in train_seconds.items():
             results[name]["train_seconds"] = seconds
         table = metrics_table(results, TABLE_KEYS)
         with atomic_folder(folder) as tmp:
             (tmp / "metrics.json").write_text(json.dumps(results, indent=2))
-            (tmp / "metrics.md").write_text(f"{self.cfg.name}, {options['split']} split\n\n{table}\n")
+            sample = f", a random sample of {options['users']} users" if options.get("users") else ""
+            (tmp / "metrics.md").write_text(f"{self.cfg.name}, {options['split']} split{sample}\n\n{table}\n")
             self._record(tmp, key)
         return results
 

@@ -57,4 +57,6 @@ def test_recommend_cli(tmp_path, capsys):
                  "--beams", "10"]) == 0
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["validity"] == 1.0 and {"recall@10", "ndcg@10", "mrr@20", "coverage@10"} <= set(metrics)
-    assert main(["evaluate", "--model", "popularity", "--data", str(tmp_path / "data")]) == 0
+    assert main(["evaluate", "--model", "popularity", "--data", str(tmp_path / "data"), "--users", "7",
+                 "--out", str(tmp_path / "p.json")]) == 0
+    assert json.loads((tmp_path / "p.json").read_text())["users"] == 7

@@ -72,3 +72,26 @@ def test_evaluate_with_an_oracle_and_popularity():
                               split.valid.targets)
     assert pop["recall@10"] == by_hand["recall@10"] and pop["users"] == len(split.valid)
     assert pop["groups"]["tail_users"]["users"] == round(0.2 * len(split.valid))
+
+
+def test_evaluate_on_a_user_sample():
+    from genrec.data import SyntheticConfig, leave_one_out, make_synthetic
+    from genrec.evaluate import evaluate, sample_users
+
+    ds = make_synthetic(SyntheticConfig(users=150))
+    split = leave_one_out(ds)
+    sample = sample_users(split.test, 40)
+    assert len(set(sample.users.tolist())) == 40 and sample.users.tolist() == sorted(sample.users.tolist())
+    row_of = {int(u): i for i, u in enumerate(split.test.users)}
+    for user, history, target in zip(sample.users, sample.histories, sample.targets):  # rows stay aligned
+        assert target == split.test.targets[row_of[int(user)]]
+        assert np.array_equal(history, split.test.histories[row_of[int(user)]])
+    pop = PopularityRecommender(split.train, ds.num_items)
+    top10 = pop.recommend(sample.histories, 10)
+    by_hand = np.mean([target in row for target, row in zip(sample.targets, top10)])
+    result = evaluate(pop, ds, splits=split, users=40)
+    assert result["users"] == 40 and result["recall@10"] == pytest.approx(by_hand)
+    assert result == evaluate(pop, ds, splits=split, users=40)  # seeded: every model sees the same users
+    assert evaluate(pop, ds, splits=split, users=10_000)["users"] == len(split.test)
+    with pytest.raises(ValueError, match="at least 1"):
+        evaluate(pop, ds, splits=split, users=0)

@@ -52,6 +52,14 @@ def test_run_caches_stages_and_reruns_only_what_changed(tmp_path, caplog, capsys
     with caplog.at_level(logging.INFO, logger="genrec.pipeline"):
         Run(load_config(RunConfig, RECIPES / "quickstart.yaml", [*overrides, "tasks.max_history=5"])).run()
     assert [r.message for r in caplog.records if r.message.endswith("cached")] == ["data: cached", "semid: cached"]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="genrec.pipeline"):  # a user sample reruns only the results
+        sample = [*overrides, "tasks.max_history=5", "evaluate.users=25"]
+        sampled = Run(load_config(RunConfig, RECIPES / "quickstart.yaml", sample)).run()
+    assert [r.message for r in caplog.records if r.message.endswith("cached")] == [
+        "data: cached", "semid: cached", "sft: cached", "model: cached"]
+    assert {m["users"] for m in sampled.values()} == {25}
+    assert "a random sample of 25 users" in (tmp_path / "run" / "results" / "metrics.md").read_text()
 
 
 def test_reference_codes_with_collisions_become_unique():
