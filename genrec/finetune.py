@@ -144,7 +144,8 @@ class JsonlLog(TrainerCallback):
                 f.write(json.dumps({"step": state.global_step, **logs}) + "\n")
 
 
-def plot_curves(log_path: Path, out: Path) -> None:
+def plot_curves(log_path: Path, out: Path, best_step: int | None = None) -> None:
+    """Training loss and validation NDCG@10 by step, with the checkpoint that was kept starred."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -152,13 +153,19 @@ def plot_curves(log_path: Path, out: Path) -> None:
 
     rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
     loss = [(r["step"], r["loss"]) for r in rows if "loss" in r]
-    ndcg = [(r["step"], r["eval_ndcg@10"]) for r in rows if "eval_ndcg@10" in r]
+    ndcg: dict[int, float] = {}
+    for row in rows:  # the first evaluation at a step: a later one is the kept model's re-evaluation
+        if "eval_ndcg@10" in row:
+            ndcg.setdefault(row["step"], row["eval_ndcg@10"])
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    for ax, points, title in ((axes[0], loss, "training loss"), (axes[1], ndcg, "validation NDCG@10")):
+    for ax, points, title in ((axes[0], loss, "training loss"), (axes[1], list(ndcg.items()), "validation NDCG@10")):
         if points:
             ax.plot(*zip(*points), marker="o" if title.startswith("val") else None)
         ax.set_title(title)
         ax.set_xlabel("step")
+    if best_step in ndcg:
+        axes[1].plot(best_step, ndcg[best_step], marker="*", markersize=16, linestyle="", label="kept")
+        axes[1].legend()
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)
@@ -201,12 +208,14 @@ def finetune(cfg: FinetuneConfig) -> dict:
     )
     result = trainer.train(resume_from_checkpoint=True if cfg.resume else None)
     genrec.model = trainer.model
+    if trainer.is_world_process_zero():  # before the best model's re-evaluation joins the log
+        kept = trainer.state.best_model_checkpoint
+        plot_curves(log_path, out / "train_curves.png", int(kept.rsplit("-", 1)[1]) if kept else None)
     best = trainer.evaluate()
     summary = {"train_seconds": result.metrics.get("train_runtime"), "steps": trainer.state.global_step,
                "best_checkpoint": trainer.state.best_model_checkpoint, **best}
     if trainer.is_world_process_zero():
         genrec.info.update({"finetune": asdict(cfg), "validation": best})
         genrec.save_pretrained(out)
-        plot_curves(log_path, out / "train_curves.png")
         (out / "finetune_summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
