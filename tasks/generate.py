@@ -15,9 +15,6 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from genrec.data import DataError
-from genrec.sources import offline_hint, resolve
-
 
 class Generator:
     """Generation with a transformers causal LM (greedy, or sampled with `sample`); the chat template is used
@@ -33,18 +30,13 @@ class Generator:
         self._lm = lm
 
     def _load(self):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        """The same loading as a finetuned backbone: a GGUF file becomes a plain model, so it can be trained
+        (the knowledge writer's LoRA alignment) and saved."""
+        from genrec.model import load_pretrained
 
-        path, gguf = resolve(self.model_name)
-        kwargs = {"gguf_file": gguf} if gguf else {}
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left", **kwargs)
-            model = AutoModelForCausalLM.from_pretrained(path, **kwargs).eval()
-        except OSError as err:
-            raise DataError(offline_hint(self.model_name)) from err
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        return tokenizer, model
+        model, tokenizer = load_pretrained(self.model_name)
+        tokenizer.padding_side = "left"
+        return tokenizer, model.eval()
 
     def _render(self, tokenizer, prompt: str) -> str:
         if tokenizer.chat_template:
