@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import resource
 import time
 from pathlib import Path
@@ -32,6 +33,7 @@ def main() -> None:
     parser.add_argument("--json", required=True)
     parser.add_argument("--again", action="store_true")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     dataset = load_format(args.format, args.path)
     split = leave_one_out(dataset)
     out = Path(args.json)
@@ -46,7 +48,8 @@ def main() -> None:
         seconds = time.perf_counter() - started
         results[method] = {**evaluate(model, dataset, splits=split), "train_seconds": round(seconds, 1),
                            "epochs": len(model.history), "peak_rss_mb": round(
-                               resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+                               resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                           **{k: model.extra[k] for k in ("alignment",) if k in model.extra}}
         print(f"{method}: {seconds / 60:.1f} min, test NDCG@10 {results[method]['ndcg@10']:.4f}", flush=True)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=2))
