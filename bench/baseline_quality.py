@@ -5,7 +5,8 @@
         --json bench/results/baselines_ml-100k.json [--set epochs=100 tune.steps=200]
 
 Results are added to the JSON file method by method, so an interrupted run keeps what it finished; methods
-already in the file are skipped (delete the file, or pass --again, to redo them).
+already in the file are skipped (delete the file, or pass --again, to redo them). NDCG@10 per method, overall
+and by user / item group, is drawn next to the JSON file (`.png`); rerunning with nothing left to train redraws it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from baselines.methods import train
 from genrec.config import apply_overrides
 from genrec.data import leave_one_out, load_format
-from genrec.evaluate import TABLE_KEYS, PopularityRecommender, evaluate, metrics_table
+from genrec.evaluate import TABLE_KEYS, PopularityRecommender, evaluate, metrics_table, plot_groups
 
 
 def main() -> None:
@@ -54,7 +55,9 @@ def main() -> None:
         print(f"{method}: {seconds / 60:.1f} min, test NDCG@10 {results[method]['ndcg@10']:.4f}", flush=True)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=2))
-    print(f"{dataset.name}: {dataset.num_users:,} users, {dataset.num_items:,} items, test split, full ranking")
+    title = f"{dataset.name}: {dataset.num_users:,} users, {dataset.num_items:,} items, test split, full ranking"
+    plot_groups(results, out.with_suffix(".png"), title=title)
+    print(title)
     print(metrics_table(results, TABLE_KEYS))
     print("training minutes: " + ", ".join(f"{m} {r['train_seconds'] / 60:.1f}" for m, r in results.items()
                                              if "train_seconds" in r))

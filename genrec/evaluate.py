@@ -135,3 +135,33 @@ def metrics_table(rows: dict[str, dict], keys=("recall@5", "recall@10", "ndcg@5"
     lines = ["| model | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     lines += [f"| {name} | " + " | ".join(f"{m[k]:.4f}" for k in keys) + " |" for name, m in rows.items()]
     return "\n".join(lines)
+
+
+GROUP_ORDER = ("all", "tail_users", "head_users", "tail_items", "head_items")
+
+
+def group_values(rows: dict[str, dict], metric: str = "ndcg@10") -> dict[str, list[float]]:
+    """Per model, `metric` overall and in each user / item group (GROUP_ORDER; NaN where a group is empty)."""
+    return {name: [m[metric] if group == "all" else m.get("groups", {}).get(group, {}).get(metric, float("nan"))
+                   for group in GROUP_ORDER] for name, m in rows.items()}
+
+
+def plot_groups(rows: dict[str, dict], out, metric: str = "ndcg@10", title: str = "") -> None:
+    """Grouped bars of `metric` per model, overall and by group: where a method wins (tail or head) at a glance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    values = group_values(rows, metric)
+    width = 0.8 / max(1, len(values))
+    fig, ax = plt.subplots(figsize=(max(8.0, 1.6 * len(GROUP_ORDER) + 0.3 * len(values)), 3.8))
+    for i, (name, heights) in enumerate(values.items()):
+        ax.bar(np.arange(len(GROUP_ORDER)) + (i - (len(values) - 1) / 2) * width, heights, width, label=name)
+    ax.set_xticks(np.arange(len(GROUP_ORDER)), [g.replace("_", " ") for g in GROUP_ORDER])
+    ax.set_ylabel(metric)
+    ax.set_title(title or f"{metric}, overall and by group")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside: bars stay visible
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)

@@ -19,7 +19,7 @@ import numpy as np
 
 from .data import DataError, RecDataset, SyntheticConfig, leave_one_out, load_format, make_synthetic, preprocess
 from .data.io import atomic_folder
-from .evaluate import TABLE_KEYS, PopularityRecommender, evaluate, metrics_table
+from .evaluate import TABLE_KEYS, PopularityRecommender, evaluate, metrics_table, plot_groups
 
 log = logging.getLogger("genrec.pipeline")
 STAGES = ("data", "semid", "sft", "model", "results")
@@ -211,6 +211,7 @@ class Run:
             (tmp / "metrics.json").write_text(json.dumps(results, indent=2))
             sample = f", a random sample of {options['users']} users" if options.get("users") else ""
             (tmp / "metrics.md").write_text(f"{self.cfg.name}, {options['split']} split{sample}\n\n{table}\n")
+            plot_groups(results, tmp / "metrics.png", title=f"{self.cfg.name}, {options['split']} split{sample}")
             self._record(tmp, key)
         return results
 

@@ -95,3 +95,22 @@ def test_evaluate_on_a_user_sample():
     assert evaluate(pop, ds, splits=split, users=10_000)["users"] == len(split.test)
     with pytest.raises(ValueError, match="at least 1"):
         evaluate(pop, ds, splits=split, users=0)
+
+
+def test_group_values_and_plot(tmp_path):
+    from genrec.data import SyntheticConfig, leave_one_out, make_synthetic
+    from genrec.evaluate import GROUP_ORDER, evaluate, group_values, plot_groups, tail_items
+
+    ds = make_synthetic(SyntheticConfig(users=150))
+    split = leave_one_out(ds)
+    pop = PopularityRecommender(split.train, ds.num_items)
+    results = {"popularity": evaluate(pop, ds, splits=split), "empty": {"ndcg@10": 0.5}}
+    tail = tail_items(split.train, ds.num_items)[split.test.targets]
+    top = pop.recommend([split.test.histories[i] for i in np.flatnonzero(tail)], 20)
+    by_hand = ranking_metrics(top, split.test.targets[tail])["ndcg@10"]
+    values = group_values(results)
+    assert values["popularity"][GROUP_ORDER.index("tail_items")] == pytest.approx(by_hand)
+    assert values["popularity"][0] == results["popularity"]["ndcg@10"]
+    assert values["empty"][0] == 0.5 and all(np.isnan(v) for v in values["empty"][1:])
+    plot_groups(results, tmp_path / "groups.png")
+    assert (tmp_path / "groups.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -44,6 +44,7 @@ def test_run_caches_stages_and_reruns_only_what_changed(tmp_path, caplog, capsys
     metrics = json.loads((tmp_path / "run" / "results" / "metrics.json").read_text())
     assert set(metrics) == {"genrec", "popularity", "markov chain"} and metrics["genrec"]["validity"] == 1.0
     assert "| genrec |" in (tmp_path / "run" / "results" / "metrics.md").read_text()
+    assert (tmp_path / "run" / "results" / "metrics.png").read_bytes()[:4] == b"\x89PNG"
     with caplog.at_level(logging.INFO, logger="genrec.pipeline"):
         Run(load_config(RunConfig, RECIPES / "quickstart.yaml", overrides)).run()
     assert [r.message for r in caplog.records if r.message.endswith("cached")] == [
