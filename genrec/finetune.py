@@ -105,6 +105,20 @@ def completion_loss(model, inputs: dict, num_items_in_batch=None) -> tuple[torch
     return loss / count, logits
 
 
+def label_history_codes(input_ids: list[int], labels: list[int], code_ids: set[int], skip: int) -> list[int]:
+    """`labels` with every code token of the prompt labelled too, except the first `skip` (the first history
+    item, which has nothing before it): each history item becomes a target predicted from the items before it."""
+    out, seen = list(labels), 0
+    for i, (token, label) in enumerate(zip(input_ids, labels)):
+        if label != -100:  # the completion starts here and is labelled already
+            break
+        if token in code_ids:
+            seen += 1
+            if seen > skip:
+                out[i] = token
+    return out
+
+
 class RankingSFTTrainer(SFTTrainer):
     """SFTTrainer whose evaluation ranks validation users by constrained beam search (Recall / NDCG)."""
 
@@ -178,7 +192,8 @@ def finetune(cfg: FinetuneConfig) -> dict:
     checkpoints = out / "checkpoints"
     if cfg.resume and not any(checkpoints.glob("checkpoint-*")):
         raise DataError(f"--resume: no checkpoint under {checkpoints}")
-    train = sft["train"].select_columns(["prompt", "completion"])
+    history_loss = "history_loss" in sft["train"].column_names and any(sft["train"]["history_loss"])
+    train = sft["train"].select_columns(["prompt", "completion", *(["history_loss"] if history_loss else [])])
     texts = [t for t in list(train["prompt"]) + list(train["completion"]) if isinstance(t, str)]
     genrec = GenRecModel.create(cfg.backbone, semid, texts=texts, seed=cfg.seed)
     genrec.titles = dict(zip(dataset.items["item_id"], dataset.titles()))
@@ -206,6 +221,16 @@ def finetune(cfg: FinetuneConfig) -> dict:
         processing_class=genrec.tokenizer, genrec=genrec, ranking_rows=valid, beams=cfg.eval_beams,
         callbacks=[EarlyStoppingCallback(cfg.patience), JsonlLog(log_path)],
     )
+    dropped = train.num_rows - trainer.train_dataset.num_rows
+    if dropped:  # trl cuts rows at max_length and drops those left without a completion token
+        log.warning("%d of %d training rows have prompts of max_length=%d tokens or more and were dropped; raise "
+                    "finetune.max_length or lower tasks.max_history to keep them", dropped, train.num_rows,
+                    cfg.max_length)
+    if history_loss:
+        code_ids = set(genrec.tokenizer.convert_tokens_to_ids(semid.all_tokens()))
+        trainer.train_dataset = trainer.train_dataset.map(
+            lambda row: {"labels": label_history_codes(row["input_ids"], row["labels"], code_ids, semid.num_levels)
+                         if row["history_loss"] else row["labels"]}, desc="Labelling history items")
     result = trainer.train(resume_from_checkpoint=True if cfg.resume else None)
     genrec.model = trainer.model
     if trainer.is_world_process_zero():  # before the best model's re-evaluation joins the log

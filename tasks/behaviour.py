@@ -14,18 +14,21 @@ from genrec.data import EvalSet, Split
 
 from . import templates as T
 from .generate import Generator
-from .rows import make_row, prefixes
+from .rows import make_row, prefixes, windows
 from .text import ItemTexts
 
 log = logging.getLogger("genrec.tasks")
 
 
-def seqrec_train(split: Split, texts: ItemTexts, max_history: int, rng: np.random.Generator) -> list[dict]:
+def seqrec_train(split: Split, texts: ItemTexts, max_history: int, rng: np.random.Generator,
+                 history_loss: bool = False) -> list[dict]:
+    """One row per training position (LC-Rec), or with `history_loss` one per window of `max_history` items
+    whose every item is a target (SASRec-style: the same supervision in about 1/6 of the rows on Beauty)."""
     rows = []
-    for user, history, target in prefixes(split.train, max_history):
+    for user, history, target in (windows if history_loss else prefixes)(split.train, max_history):
         k = int(rng.integers(len(T.SEQREC)))
         rows.append(make_row(T.SEQREC[k].format(history=texts.history(history)), texts.codes[target], "seqrec", k,
-                             target, user, history))
+                             target, user, history, history_loss))
     short = sum(len(s) < 2 for s in split.train)
     if short:
         log.info("seqrec: %d users have fewer than 2 training items and give no training row", short)

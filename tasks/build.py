@@ -34,6 +34,7 @@ DEFAULT_TASKS = ("seqrec", "item2index", "index2item", "fusion", "search")
 class TaskConfig:
     tasks: tuple[str, ...] = DEFAULT_TASKS
     max_history: int = 20
+    history_loss: bool = False         # seqrec: one row per window, every history item a target (faster training)
     sample_per_task: int | None = None
     seed: int = 0
     chat: bool = False                 # prompts as chat messages; trl applies the model's chat template
@@ -57,7 +58,7 @@ def check_tasks(names) -> tuple[str, ...]:
 
 def _rows_for(task: str, split, texts: ItemTexts, cfg: TaskConfig, rng: np.random.Generator) -> list[dict]:
     if task == "seqrec":
-        return behaviour.seqrec_train(split, texts, cfg.max_history, rng)
+        return behaviour.seqrec_train(split, texts, cfg.max_history, rng, cfg.history_loss)
     if task == "fusion":
         return behaviour.fusion_train(split, texts, cfg.max_history, rng)
     if task == "preference":

@@ -1,4 +1,5 @@
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -115,3 +116,49 @@ def test_completion_loss_equals_the_models_own_loss_on_right_padded_rows(tmp_pat
     assert logits.shape[1] == 5 + 1  # only the longest completion's positions (+1) reach the output layer
     summed, _ = completion_loss(model, batch, num_items_in_batch=torch.tensor(22))
     torch.testing.assert_close(summed, expected * 11 / 22, atol=1e-5, rtol=1e-5)
+
+
+def test_label_history_codes_by_hand():
+    from genrec.finetune import label_history_codes
+
+    # prompt: text 1, item (7, 8), text 2, item (9, 7), text 3; completion (8, 9) and end 4
+    ids = [1, 7, 8, 2, 9, 7, 3, 8, 9, 4]
+    labels = [-100] * 7 + [8, 9, 4]
+    assert label_history_codes(ids, labels, {7, 8, 9}, skip=2) == [-100] * 4 + [9, 7, -100, 8, 9, 4]
+    assert label_history_codes(ids, labels, {7, 8, 9}, skip=4) == labels
+
+
+def test_history_loss_trains_on_every_history_item(world, tmp_path, monkeypatch):
+    from genrec import finetune as ft
+    from tasks import TaskConfig, build_sft, save_sft
+
+    cfg = TaskConfig(tasks=("seqrec", "item2index"), history_loss=True)
+    sft = build_sft(world["dataset"], world["semid"], cfg)
+    save_sft(sft, tmp_path / "sft", cfg, world["semid"])
+    seen = {}
+
+    class Spy(ft.RankingSFTTrainer):  # records the labels of the tokenized training rows it trains on
+        def train(self, *args, **kwargs):
+            seen["labelled"] = [sum(label != -100 for label in row["labels"]) for row in self.train_dataset]
+            seen["flags"] = list(self.train_dataset["history_loss"])
+            return super().train(*args, **kwargs)
+
+    monkeypatch.setattr(ft, "RankingSFTTrainer", Spy)
+    out = finetune(_config(world, tmp_path / "m", sft=str(tmp_path / "sft"), max_steps=4, max_length=256))
+    assert out["steps"] == 4
+    levels, rows = world["semid"].num_levels, list(sft["train"])
+    assert seen["flags"] == [r["history_loss"] for r in rows]
+    # a seqrec row labels each history item but the first (`levels` tokens each), its completion and end token;
+    # an item2index row only its completion and end token
+    expected = [levels * (len(r["history"]) - 1 + 1) + 1 if r["history_loss"] else levels + 1 for r in rows]
+    assert seen["labelled"] == expected
+
+
+def test_rows_longer_than_max_length_are_reported(world, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="genrec.finetune"):
+        finetune(_config(world, tmp_path / "m", max_steps=2, max_length=40))
+    tokenizer = GenRecModel.from_pretrained(tmp_path / "m").tokenizer
+    prompts = world["sft"]["train"]["prompt"]
+    too_long = sum(len(tokenizer(p)["input_ids"]) >= 40 for p in prompts)
+    assert too_long > 0
+    assert f"{too_long} of {len(prompts)} training rows have prompts of max_length=40" in caplog.text

@@ -62,6 +62,25 @@ def test_seqrec_has_a_row_per_training_position_and_at_least_five_templates():
     assert semid.tokens_to_item(row["completion"]) == row["target_item"]
 
 
+def test_history_loss_windows_make_every_training_position_a_target_once():
+    from tasks.rows import windows
+
+    by_hand = [(0, list(range(24, 44)), 44), (0, list(range(4, 24)), 24), (0, [0, 1, 2, 3], 4)]
+    assert [(u, list(h), t) for u, h, t in windows([np.arange(45)], 20)] == by_hand
+    ds, semid = _world(users=60)
+    split = leave_one_out(ds, 3)
+    sft = build_sft(ds, semid, TaskConfig(tasks=("seqrec", "item2index"), max_history=3, history_loss=True))
+    targets: dict[int, list[int]] = {}
+    for row in sft["train"]:
+        assert row["history_loss"] == (row["task"] == "seqrec")
+        if row["history_loss"]:  # targets: the history items after the first of the window, then the completion
+            assert 1 <= len(row["history"]) <= 3
+            targets.setdefault(row["user"], []).extend(row["history"][1:] + [row["target_item"]])
+    for user, train in enumerate(split.train):
+        if len(train) >= 2:
+            assert sorted(targets[user]) == sorted(train[1:].tolist())
+
+
 def test_evaluation_rows_are_fixed_and_all_templates_multiplies_them():
     ds, semid = _world()
     a = build_sft(ds, semid, TaskConfig(seed=1))
