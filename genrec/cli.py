@@ -113,7 +113,7 @@ def _tasks_build(args) -> int:
     from .data import RecDataset
 
     cfg = TaskConfig(tasks=check_tasks([t for t in args.tasks.split(",") if t]), max_history=args.max_history,
-                     sample_per_task=args.sample_per_task, seed=args.seed, chat=args.chat,
+                     history_loss=args.history_loss, sample_per_task=args.sample_per_task, seed=args.seed, chat=args.chat,
                      all_templates=args.all_templates, query_model=args.query_model,
                      preference_model=args.preference_model, cache_dir=args.cache)
     semid = SemanticIdTokenizer.from_pretrained(args.semid)
@@ -305,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     tbuild.add_argument("--tasks", default="seqrec,item2index,index2item,fusion,search",
                         help="comma-separated, from: seqrec, item2index, index2item, fusion, search, preference")
     tbuild.add_argument("--max-history", type=int, default=20)
+    tbuild.add_argument("--history-loss", action="store_true",
+                        help="seqrec: one row per window of --max-history items, every item in it a target")
     tbuild.add_argument("--sample-per-task", type=int, default=None, help="at most N training rows per task")
     tbuild.add_argument("--seed", type=int, default=0)
     tbuild.add_argument("--chat", action="store_true", help="prompts as chat messages (for chat models)")
