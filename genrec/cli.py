@@ -113,8 +113,8 @@ def _tasks_build(args) -> int:
     from .data import RecDataset
 
     cfg = TaskConfig(tasks=check_tasks([t for t in args.tasks.split(",") if t]), max_history=args.max_history,
-                     history_loss=args.history_loss, sample_per_task=args.sample_per_task, seed=args.seed, chat=args.chat,
-                     all_templates=args.all_templates, query_model=args.query_model,
+                     history_loss=args.history_loss, sample_per_task=args.sample_per_task, seed=args.seed,
+                     chat=args.chat, all_templates=args.all_templates, query_model=args.query_model,
                      preference_model=args.preference_model, cache_dir=args.cache)
     semid = SemanticIdTokenizer.from_pretrained(args.semid)
     sft = build_sft(RecDataset.load(args.data), semid, cfg)
