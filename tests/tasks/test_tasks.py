@@ -186,3 +186,15 @@ def test_cli_writes_loadable_splits(tmp_path, capsys):
     info = json.loads((tmp_path / "sft" / "tasks.json").read_text())
     assert info["semid_fingerprint"] == semid.fingerprint()
     assert info["rows"]["train"]["fusion"] == summary(sft)["train"]["fusion"] > 0
+
+
+def test_cli_history_loss_builds_window_rows(tmp_path):
+    ds, semid = _world()
+    ds.save(tmp_path / "data")
+    semid.save_pretrained(tmp_path / "semid")
+    assert main(["tasks", "build", "--data", str(tmp_path / "data"), "--semid", str(tmp_path / "semid"),
+                 "--out", str(tmp_path / "sft"), "--tasks", "seqrec", "--max-history", "3", "--history-loss"]) == 0
+    rows = datasets.load_from_disk(str(tmp_path / "sft"))["train"]
+    split = leave_one_out(ds, 3)
+    assert all(rows["history_loss"]) and rows.num_rows == sum(-(-(len(s) - 1) // 3) for s in split.train)
+    assert json.loads((tmp_path / "sft" / "tasks.json").read_text())["config"]["history_loss"] is True
