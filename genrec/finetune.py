@@ -89,7 +89,8 @@ def completion_loss(model, inputs: dict, num_items_in_batch=None) -> tuple[torch
     Rows are moved to left padding, so every completion ends at the last position and `logits_to_keep`
     can drop the rest: the full-vocabulary output layer then runs on a few positions per row instead of the
     whole prompt, which is most of a step's cost for a small model with a large word vocabulary. Positions
-    follow the real tokens, so the loss is the one the model computes on the right-padded rows.
+    follow the real tokens, so the loss is the one the model computes on the right-padded rows. Rows with the
+    history loss are labelled from their second history item on, so for them the span is most of the row.
     """
     mask, labels = inputs["attention_mask"], inputs["labels"]
     order = torch.sort(mask, dim=1, stable=True).indices  # padding first, then the row in its own order
