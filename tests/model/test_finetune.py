@@ -148,9 +148,9 @@ def test_history_loss_trains_on_every_history_item(world, tmp_path, monkeypatch)
     assert out["steps"] == 4
     levels, rows = world["semid"].num_levels, list(sft["train"])
     assert seen["flags"] == [r["history_loss"] for r in rows]
-    # a seqrec row labels each history item but the first (`levels` tokens each), its completion and end token;
-    # an item2index row only its completion and end token
-    expected = [levels * (len(r["history"]) - 1 + 1) + 1 if r["history_loss"] else levels + 1 for r in rows]
+    # a seqrec row labels each history item but the first and its completion (`levels` tokens each, so
+    # `levels` x history length) plus the end token; an item2index row only its completion and end token
+    expected = [levels * len(r["history"]) + 1 if r["history_loss"] else levels + 1 for r in rows]
     assert seen["labelled"] == expected
 
 
