@@ -52,11 +52,14 @@ class FinetuneConfig:
     seed: int = 0
     bf16: bool = False
     gradient_checkpointing: bool = False
+    history_head: str = "codes"    # history-loss targets scored over the code tokens ("codes") or all ("full")
     resume: bool = False
 
     def __post_init__(self):
         if isinstance(self.backbone, dict):
             self.backbone = BackboneConfig(**self.backbone)
+        if self.history_head not in ("codes", "full"):
+            raise DataError(f"finetune.history_head must be 'codes' or 'full', not {self.history_head!r}")
 
 
 def check_inputs(cfg: FinetuneConfig) -> tuple[RecDataset, SemanticIdTokenizer, datasets.DatasetDict]:
@@ -83,26 +86,46 @@ def _as_chat(rows: datasets.Dataset) -> datasets.Dataset:
                                "completion": [{"role": "assistant", "content": r["completion"]}]})
 
 
-def completion_loss(model, inputs: dict, num_items_in_batch=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Loss on the completions with output logits for the last positions only.
+def completion_loss(model, inputs: dict, num_items_in_batch=None,
+                    history_head: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss on the completions with the output layer run on the completion positions only.
 
-    Rows are moved to left padding, so every completion ends at the last position and `logits_to_keep`
-    can drop the rest: the full-vocabulary output layer then runs on a few positions per row instead of the
-    whole prompt, which is most of a step's cost for a small model with a large word vocabulary. Positions
-    follow the real tokens, so the loss is the one the model computes on the right-padded rows. Rows with the
-    history loss are labelled from their second history item on, so for them the span is most of the row.
+    Rows are moved to left padding, so every completion (a row's last run of labelled tokens; prompts always
+    end with unlabelled words) ends at the last position and the full-vocabulary output layer can skip the
+    prompt (`logits_to_keep`), which is most of a step's cost for a small model with a large word vocabulary.
+    Positions follow the real tokens, so the loss is the one the model computes on the right-padded rows.
+
+    Rows with the history loss are labelled from their second history item on. With `history_head` (the code
+    tokens' ids, sorted) those history targets are scored over the code tokens only, a softmax over ~1k rows
+    instead of the whole vocabulary; the completion keeps the full vocabulary that decoding normalises over.
     """
     mask, labels = inputs["attention_mask"], inputs["labels"]
     order = torch.sort(mask, dim=1, stable=True).indices  # padding first, then the row in its own order
     ids, mask, labels = (t.gather(1, order) for t in (inputs["input_ids"], mask, labels))
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    first = torch.where((labels != -100).any(1), (labels != -100).float().argmax(1), labels.shape[1])
-    span = int(labels.shape[1] - first.min())  # the longest completion
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=span + 1).logits
-    targets = labels[:, labels.shape[1] - span :]
-    loss = nn.functional.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
+    count = num_items_in_batch if num_items_in_batch is not None else (labels != -100).sum().clamp(min=1)
+    width, unlabelled = labels.shape[1], labels == -100
+    last_unlabelled = width - 1 - unlabelled.flip(1).float().argmax(1)
+    in_completion = torch.arange(width, device=labels.device) > last_unlabelled[:, None]
+    span = int(in_completion.sum(1).max())
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=span + 1,
+                output_hidden_states=True)  # through the model's own forward, so a DDP wrapper syncs gradients
+    hidden, logits = out.hidden_states[-1], out.logits  # the last hidden states are after the final norm
+    completion = labels.masked_fill(~in_completion, -100)[:, width - span :]  # not another row's history labels
+    loss = nn.functional.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]), completion.reshape(-1),
                                        ignore_index=-100, reduction="sum")
-    count = num_items_in_batch if num_items_in_batch is not None else (targets != -100).sum().clamp(min=1)
+    history = ~unlabelled[:, 1:] & ~in_completion[:, 1:]  # labels of the next position, before the completion
+    if history.any():
+        states, targets = hidden[:, :-1][history], labels[:, 1:][history]
+        head = getattr(model, "module", model).get_output_embeddings()  # under DDP, the wrapped model's
+        if history_head is None:
+            loss = loss + nn.functional.cross_entropy(head(states).float(), targets, reduction="sum")
+        else:
+            code_logits = states @ head.weight[history_head].T  # peft's `.weight` includes its trained code rows
+            column = torch.searchsorted(history_head, targets).clamp(max=len(history_head) - 1)
+            if not torch.equal(history_head[column], targets):
+                raise ValueError("a history target is not a code token; history labels must be code tokens only")
+            loss = loss + nn.functional.cross_entropy(code_logits.float(), column, reduction="sum")
     return loss / count, logits
 
 
@@ -123,9 +146,10 @@ def label_history_codes(input_ids: list[int], labels: list[int], code_ids: set[i
 class RankingSFTTrainer(SFTTrainer):
     """SFTTrainer whose evaluation ranks validation users by constrained beam search (Recall / NDCG)."""
 
-    def __init__(self, *args, genrec: GenRecModel, ranking_rows: datasets.Dataset, beams: int, **kwargs):
+    def __init__(self, *args, genrec: GenRecModel, ranking_rows: datasets.Dataset, beams: int,
+                 history_head: torch.Tensor | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.genrec, self.ranking_rows, self.beams = genrec, ranking_rows, beams
+        self.genrec, self.ranking_rows, self.beams, self.history_head = genrec, ranking_rows, beams, history_head
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """Cross-entropy on the completion tokens (labels are -100 elsewhere), through the model's own head.
@@ -133,7 +157,8 @@ class RankingSFTTrainer(SFTTrainer):
         trl's fused LM head multiplies by `lm_head.weight` directly, which skips peft's trainable code-token
         rows in the head: the code tokens' output rows would never train (LETTER's issue #12).
         """
-        loss, logits = completion_loss(model, inputs, num_items_in_batch)
+        head = None if self.history_head is None else self.history_head.to(inputs["labels"].device)
+        loss, logits = completion_loss(model, inputs, num_items_in_batch, head)
         return (loss, {"logits": logits}) if return_outputs else loss
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict:
@@ -217,9 +242,12 @@ def finetune(cfg: FinetuneConfig) -> dict:
     log_path = out / "train_log.jsonl"
     if not cfg.resume and log_path.exists():
         log_path.unlink()
+    code_ids = sorted(genrec.tokenizer.convert_tokens_to_ids(semid.all_tokens()))
+    history_head = torch.tensor(code_ids) if history_loss and cfg.history_head == "codes" else None
     trainer = RankingSFTTrainer(
         model=genrec.model, args=args, train_dataset=train, eval_dataset=valid.select(range(1)),
         processing_class=genrec.tokenizer, genrec=genrec, ranking_rows=valid, beams=cfg.eval_beams,
+        history_head=history_head,
         callbacks=[EarlyStoppingCallback(cfg.patience), JsonlLog(log_path)],
     )
     dropped = train.num_rows - trainer.train_dataset.num_rows
@@ -228,9 +256,9 @@ def finetune(cfg: FinetuneConfig) -> dict:
                     "finetune.max_length or lower tasks.max_history to keep them", dropped, train.num_rows,
                     cfg.max_length)
     if history_loss:
-        code_ids = set(genrec.tokenizer.convert_tokens_to_ids(semid.all_tokens()))
+        code_set = set(code_ids)
         trainer.train_dataset = trainer.train_dataset.map(
-            lambda row: {"labels": label_history_codes(row["input_ids"], row["labels"], code_ids, semid.num_levels)
+            lambda row: {"labels": label_history_codes(row["input_ids"], row["labels"], code_set, semid.num_levels)
                          if row["history_loss"] else row["labels"]}, desc="Labelling history items")
     result = trainer.train(resume_from_checkpoint=True if cfg.resume else None)
     genrec.model = trainer.model

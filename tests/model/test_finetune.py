@@ -64,8 +64,12 @@ def test_sft_data_from_other_semantic_ids_is_refused(world, tmp_path):
         finetune(_config(world, tmp_path / "m", sft=str(other)))
 
 
-def test_two_processes_on_cpu(world, tmp_path):
-    cfg = _config(world, tmp_path / "m", max_steps=4, eval_steps=2)
+def test_two_processes_on_cpu_with_the_history_loss(world, tmp_path):
+    from tasks import TaskConfig, build_sft, save_sft
+
+    tasks = TaskConfig(tasks=("seqrec", "item2index"), history_loss=True)  # its loss reads the head under DDP
+    save_sft(build_sft(world["dataset"], world["semid"], tasks), tmp_path / "sft", tasks, world["semid"])
+    cfg = _config(world, tmp_path / "m", max_steps=4, eval_steps=2, sft=str(tmp_path / "sft"), max_length=256)
     recipe = tmp_path / "recipe.yaml"
     raw = {k: v for k, v in vars(cfg).items() if k != "backbone"}
     raw["backbone"] = TINY
@@ -116,6 +120,53 @@ def test_completion_loss_equals_the_models_own_loss_on_right_padded_rows(tmp_pat
     assert logits.shape[1] == 5 + 1  # only the longest completion's positions (+1) reach the output layer
     summed, _ = completion_loss(model, batch, num_items_in_batch=torch.tensor(22))
     torch.testing.assert_close(summed, expected * 11 / 22, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_history_targets_are_scored_over_the_code_tokens_only(tmp_path, lora):
+    from transformers import AutoModelForCausalLM
+
+    from genrec.finetune import completion_loss
+    from genrec.model import LoraSettings, apply_lora
+    from tests.tiny_lm import save_tiny_lm
+
+    words = [f"w{i}" for i in range(40)]
+    model = AutoModelForCausalLM.from_pretrained(save_tiny_lm(tmp_path, words, tied=not lora, layers=2))
+    codes = torch.arange(30, 43)  # the "code tokens"; words are 3..29
+    if lora:  # the head's code rows are peft's trained rows, not the base layer's
+        model = apply_lora(model, LoraSettings(r=2, alpha=4, dropout=0.0), codes.tolist())
+        with torch.no_grad():
+            model.get_output_embeddings().token_adapter.trainable_tokens_delta["default"].normal_()
+    # right-padded rows: (history code labels, unlabelled words, completion) by position; the first row has no
+    # history and a long completion (a title), so the completion span reaches into the others' history labels
+    rows = [([], 2, [5, 6, 7, 8, 9, 10, 11, 12, 4]), ([33, 30, 41], 3, [32, 38, 5]), ([40, 36], 2, [39, 4])]
+    width = 14
+    gen = torch.Generator().manual_seed(1)
+    ids = torch.zeros(len(rows), width, dtype=torch.long)
+    mask, labels = torch.zeros_like(ids), torch.full_like(ids, -100)
+    for r, (history, words, completion) in enumerate(rows):
+        row = [7, *history, *torch.randint(3, 30, (words,), generator=gen).tolist(), *completion]
+        ids[r, : len(row)], mask[r, : len(row)] = torch.tensor(row), 1
+        labelled = [1 + i for i in range(len(history))] + list(range(len(row) - len(completion), len(row)))
+        labels[r, labelled] = ids[r, labelled]
+    logits = model(input_ids=ids, attention_mask=mask).logits
+    over_codes, over_all, count = torch.tensor(0.0), torch.tensor(0.0), 0
+    for r, (history, words, completion) in enumerate(rows):  # by hand, position by position
+        for i, target in enumerate(history):
+            over_codes -= torch.log_softmax(logits[r, i, codes], -1)[int((codes == target).nonzero())]
+            over_all -= torch.log_softmax(logits[r, i], -1)[target]
+        start = 1 + len(history) + words
+        for i, target in enumerate(completion):
+            over_codes -= torch.log_softmax(logits[r, start + i - 1], -1)[target]
+            over_all -= torch.log_softmax(logits[r, start + i - 1], -1)[target]
+        count += len(history) + len(completion)
+    batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    torch.testing.assert_close(completion_loss(model, batch, history_head=codes)[0], over_codes / count,
+                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(completion_loss(model, batch)[0], over_all / count, atol=1e-5, rtol=1e-5)
+    labels[1, 1] = 5  # a word labelled in the history
+    with pytest.raises(ValueError, match="not a code token"):
+        completion_loss(model, {"input_ids": ids, "attention_mask": mask, "labels": labels}, history_head=codes)
 
 
 def test_label_history_codes_by_hand():
