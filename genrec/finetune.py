@@ -91,9 +91,10 @@ def completion_loss(model, inputs: dict, num_items_in_batch=None,
     """Loss on the completions with the output layer run on the completion positions only.
 
     Rows are moved to left padding, so every completion (a row's last run of labelled tokens; prompts always
-    end with unlabelled words) ends at the last position and the full-vocabulary output layer can skip the
-    prompt (`logits_to_keep`), which is most of a step's cost for a small model with a large word vocabulary.
-    Positions follow the real tokens, so the loss is the one the model computes on the right-padded rows.
+    end with unlabelled words) ends at or near the last position and the full-vocabulary output layer can
+    skip the prompt (`logits_to_keep`), which is most of a step's cost for a small model with a large word
+    vocabulary. Positions follow the real tokens, so the loss is the one the model computes on the right-padded
+    rows.
 
     Rows with the history loss are labelled from their second history item on. With `history_head` (the code
     tokens' ids, sorted) those history targets are scored over the code tokens only, a softmax over ~1k rows
@@ -105,9 +106,11 @@ def completion_loss(model, inputs: dict, num_items_in_batch=None,
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     count = num_items_in_batch if num_items_in_batch is not None else (labels != -100).sum().clamp(min=1)
     width, unlabelled = labels.shape[1], labels == -100
-    last_unlabelled = width - 1 - unlabelled.flip(1).float().argmax(1)
-    in_completion = torch.arange(width, device=labels.device) > last_unlabelled[:, None]
-    span = int(in_completion.sum(1).max())
+    index = torch.arange(width, device=labels.device).expand_as(labels)
+    last_labelled = torch.where(unlabelled, -1, index).amax(1, keepdim=True)
+    before = torch.where(unlabelled & (index < last_labelled), index, -1).amax(1, keepdim=True)
+    in_completion = (index > before) & (index <= last_labelled)
+    span = int(width - 1 - before.min())  # from the earliest completion start to the end
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=span + 1,
                 output_hidden_states=True)  # through the model's own forward, so a DDP wrapper syncs gradients
     hidden, logits = out.hidden_states[-1], out.logits  # the last hidden states are after the final norm

@@ -138,16 +138,19 @@ def test_history_targets_are_scored_over_the_code_tokens_only(tmp_path, lora):
         with torch.no_grad():
             model.get_output_embeddings().token_adapter.trainable_tokens_delta["default"].normal_()
     # right-padded rows: (history code labels, unlabelled words, completion) by position; the first row has no
-    # history and a long completion (a title), so the completion span reaches into the others' history labels
+    # history and a long completion (a title), so the completion span reaches into the others' history
+    # labels; the last row ends with an unlabelled token after its completion, as some chat templates do
     rows = [([], 2, [5, 6, 7, 8, 9, 10, 11, 12, 4]), ([33, 30, 41], 3, [32, 38, 5]), ([40, 36], 2, [39, 4])]
     width = 14
     gen = torch.Generator().manual_seed(1)
     ids = torch.zeros(len(rows), width, dtype=torch.long)
     mask, labels = torch.zeros_like(ids), torch.full_like(ids, -100)
     for r, (history, words, completion) in enumerate(rows):
-        row = [7, *history, *torch.randint(3, 30, (words,), generator=gen).tolist(), *completion]
+        after = [6] if r == 2 else []
+        row = [7, *history, *torch.randint(3, 30, (words,), generator=gen).tolist(), *completion, *after]
         ids[r, : len(row)], mask[r, : len(row)] = torch.tensor(row), 1
-        labelled = [1 + i for i in range(len(history))] + list(range(len(row) - len(completion), len(row)))
+        start = 1 + len(history) + words
+        labelled = [1 + i for i in range(len(history))] + list(range(start, start + len(completion)))
         labels[r, labelled] = ids[r, labelled]
     logits = model(input_ids=ids, attention_mask=mask).logits
     over_codes, over_all, count = torch.tensor(0.0), torch.tensor(0.0), 0
