@@ -169,6 +169,18 @@ def test_p5_with_zero_based_text_file(tmp_path, caplog):
     assert list(ds.items["title"]) == ["one", "two", "three"]
 
 
+def test_p5_released_codes_are_aligned_like_the_text(tmp_path):
+    _p5(tmp_path)
+    (tmp_path / "Shop.item.json").write_text(json.dumps({"0": {"title": "one"}, "1": {"title": "two"},
+                                                         "2": {"title": "three"}}))
+    (tmp_path / "Shop.index.json").write_text(json.dumps({"0": ["<a_1>", "<b_0>"], "1": ["<a_0>", "<b_1>"],
+                                                          "2": ["<a_1>", "<b_1>"]}))  # 0-based, like LETTER's
+    ds = load_format("p5", tmp_path)
+    assert list(_item(ds, "X1")["reference_codes"]) == ["<a_1>", "<b_0>"]  # P5 id 1 = LETTER id 0
+    assert list(_item(ds, "X3")["reference_codes"]) == ["<a_1>", "<b_1>"]
+    assert _item(ds, "X2")["title"] == "two"
+
+
 def test_p5_text_joined_by_asin(tmp_path):
     _p5(tmp_path)
     (tmp_path / "shop_item_text.json").write_text(json.dumps({  # keys deliberately unrelated to P5 ids

@@ -1,5 +1,7 @@
 """The counts in ../shared/datasets/README.md, read by our loaders (skipped where that folder is absent)."""
 
+import json
+
 import pytest
 
 from genrec.data import load_format
@@ -26,5 +28,8 @@ def test_text_is_aligned(shared_datasets):
     assert beauty.items["title"][0].startswith("OPI Nail Lacquer")  # P5 id 1 = B004756YJA
     yelp = load_format("p5", shared_datasets / "yelp")
     assert yelp.items["title"][0] == "The Great Greek"  # LETTER id 0 = P5 id 1
+    released = json.loads((shared_datasets / "yelp" / "Yelp.index.json").read_text())
+    assert list(yelp.items["reference_codes"][0]) == released["0"]  # LETTER's codes, aligned like its text
+    assert all(len(codes) == 4 for codes in yelp.items["reference_codes"])
     games = load_format("lcrec", shared_datasets / "games")
     assert games.items["item_id"][1] == "B00E1A1SP6" and games.items["title"][1].startswith("Nintendo 3DS XL")

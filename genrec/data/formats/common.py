@@ -90,10 +90,10 @@ def items_with_text(ids: list[str], text: dict[str, dict], original: dict[str, s
     return [item_from_raw(original.get(i, i), text.get(i, {})) for i in ids]
 
 
-def discover(folder: Path, patterns: tuple[str, ...]) -> Path | None:
+def discover(folder: Path, patterns: tuple[str, ...], what: str = "item text") -> Path | None:
     """The one file in `folder` matching `patterns`, logged, or None when there is none or several."""
     hits = sorted({p for pattern in patterns for p in folder.glob(pattern) if p.is_file()})
     if len(hits) == 1:
-        log.info("using item text from %s", hits[0])
+        log.info("using %s from %s", what, hits[0])
         return hits[0]
     return None

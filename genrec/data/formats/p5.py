@@ -2,6 +2,8 @@
 
 Item text lives in a separate JSON file (`--item-text`, or the folder's single `*item_text.json` /
 `*.item.json`). Internal item ids follow the P5 ids, so internal id k is P5 id k+1 (= LETTER / LC-Rec id k).
+Released semantic IDs (the folder's single `*.index.json`, e.g. LETTER's Yelp codes) are aligned the same way
+and kept per item in `reference_codes`, so a run can train on them (`codebook.reference_codes: true`).
 """
 
 from __future__ import annotations
@@ -48,6 +50,12 @@ def load_p5(path: str | Path, item_text: str | Path | None = None, name: str | N
         table = read_text_table(text_file)
         text = align_text(ids, table, text_file, asin_of=id2item or None)
     catalogue = items_with_text(ids, text)  # keyed by P5 id for now, renamed below
+    index_file = discover(folder, ("*.index.json",), "released semantic IDs")
+    if index_file:
+        released = {str(k): {"codes": v} for k, v in load_json(index_file).items()}
+        codes = align_text(ids, released, index_file)
+        for item in catalogue:
+            item["reference_codes"] = [str(c) for c in codes.get(item["item_id"], {}).get("codes", [])]
     for item in catalogue:
         item["item_id"] = id2item.get(item["item_id"], item["item_id"])
     frame["item_id"] = [id2item.get(i, i) for i in items]
