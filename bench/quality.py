@@ -38,7 +38,9 @@ def run_dataset(name: str, overrides: list[str], runs: Path) -> dict:
     metrics = json.loads((folder / "results" / "metrics.json").read_text())
     stages = {stage: json.loads((folder / stage / "stage.json").read_text())
               for stage in ("data", "semid", "sft", "model")}
-    return {"metrics": metrics, "stages": stages, "command": " ".join(command[1:])}
+    data = json.loads((folder / "recipe.json").read_text())["data"]
+    dataset = Path(data["path"]).name if data.get("path") else name  # yelp-letter-codes compares with yelp
+    return {"metrics": metrics, "stages": stages, "command": " ".join(command[1:]), "dataset": dataset}
 
 
 def own_baselines(name: str, shown: dict) -> dict:
@@ -53,13 +55,13 @@ def table(results: dict) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for name, result in results.items():
         peak = f"{result['stages']['model'].get('peak_rss_mb', '?')} MB"
-        shown = result["metrics"]
-        for method, metrics in {**shown, **own_baselines(name, shown)}.items():
+        shown, dataset = result["metrics"], result.get("dataset", name)
+        for method, metrics in {**shown, **own_baselines(dataset, shown)}.items():
             cells = " | ".join(f"{metrics[k]:.4f}" for k in KEYS)
             seconds = metrics.get("train_seconds")
             took = f"{seconds / 60:.0f} min" if seconds else "-"
             lines.append(f"| {name} | {method} | {cells} | {took} | {peak if method == 'genrec' else ''} |")
-        for method, metrics in PUBLISHED.get(name, {}).items():
+        for method, metrics in PUBLISHED.get(dataset, {}).items():
             cells = " | ".join(f"{metrics[k]:.4f}" if k in metrics else "" for k in KEYS)
             lines.append(f"| {name} | {method} (published) | {cells} | | |")
     return "\n".join(lines)
@@ -67,7 +69,7 @@ def table(results: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", default="beauty,sports,games,yelp")
+    parser.add_argument("--datasets", default="beauty,sports,games,yelp", help="recipe names under recipes/")
     parser.add_argument("--set", nargs="*", default=[], help="key=value overrides for every recipe")
     parser.add_argument("--runs", default="runs/quality")
     parser.add_argument("--json", default="bench/results/quality.json")
