@@ -110,7 +110,7 @@ def completion_loss(model, inputs: dict, num_items_in_batch=None,
     last_labelled = torch.where(unlabelled, -1, index).amax(1, keepdim=True)
     before = torch.where(unlabelled & (index < last_labelled), index, -1).amax(1, keepdim=True)
     in_completion = (index > before) & (index <= last_labelled)
-    span = int(width - 1 - before.min())  # from the earliest completion start to the end
+    span = int(width - 1 - before.min().clamp(min=0))  # from the earliest predictable completion token to the end
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=span + 1,
                 output_hidden_states=True)  # through the model's own forward, so a DDP wrapper syncs gradients
     hidden, logits = out.hidden_states[-1], out.logits  # the last hidden states are after the final norm

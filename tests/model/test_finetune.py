@@ -120,6 +120,10 @@ def test_completion_loss_equals_the_models_own_loss_on_right_padded_rows(tmp_pat
     assert logits.shape[1] == 5 + 1  # only the longest completion's positions (+1) reach the output layer
     summed, _ = completion_loss(model, batch, num_items_in_batch=torch.tensor(22))
     torch.testing.assert_close(summed, expected * 11 / 22, atol=1e-5, rtol=1e-5)
+    whole = {"input_ids": ids[:1], "attention_mask": torch.ones_like(ids[:1]), "labels": ids[:1].clone()}
+    # a row labelled from its first token: that token has nothing before it, as in the model's own loss
+    torch.testing.assert_close(completion_loss(model, whole)[0] * width / (width - 1), model(**whole).loss,
+                               atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("lora", [False, True])
