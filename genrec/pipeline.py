@@ -2,7 +2,8 @@
 
 A stage is skipped when its output is complete and was made from the same settings and the same upstream
 outputs (each stage records a hash of both in `stage.json`); changing a setting reruns that stage and every
-stage after it. Outputs are written atomically, and an interrupted finetune resumes from its checkpoints.
+stage after it. The hash covers the settings with their defaults filled in, so a changed default reruns too.
+Outputs are written atomically, and an interrupted finetune resumes from its checkpoints.
 """
 
 from __future__ import annotations
@@ -113,10 +114,10 @@ class Run:
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
 
     def stage_data(self) -> None:
-        key = _digest(self.cfg.data)
+        section = DataStage(**self.cfg.data)
+        key = _digest(asdict(section))
         if self._cached("data", key, "dataset.json"):
             return
-        section = DataStage(**self.cfg.data)
         if section.format == "synthetic":
             dataset = make_synthetic(SyntheticConfig(**section.synthetic))
         else:
@@ -130,14 +131,15 @@ class Run:
     def stage_semid(self) -> None:
         from semid.codebook import CodebookConfig, build_codebook, plot_usage
 
-        key = _digest(self.cfg.codebook, self.hashes["data"])
+        section = self.cfg.codebook
+        cfg = None if section.get("reference_codes") else CodebookConfig(**_codebook_fields(section))
+        key = _digest(asdict(cfg) if cfg else section, self.hashes["data"])
         if self._cached("semid", key, "codes.json"):
             return
         dataset = RecDataset.load(self.root / "data")
-        if self.cfg.codebook.get("reference_codes"):
+        if cfg is None:
             tokenizer, stats = reference_tokenizer(dataset)
         else:
-            cfg = CodebookConfig(**_codebook_fields(self.cfg.codebook))
             tokenizer, stats = build_codebook(dataset, cfg, cache_dir=self.root / "embeddings")
         with atomic_folder(self.root / "semid") as tmp:
             tokenizer.save_pretrained(tmp)
@@ -149,18 +151,18 @@ class Run:
         from semid.tokenizer import SemanticIdTokenizer
         from tasks import TaskConfig, build_sft, save_sft
 
-        key = _digest(self.cfg.tasks, self.hashes["semid"])
+        cfg = TaskConfig(**_tuples(self.cfg.tasks))
+        key = _digest(asdict(cfg), self.hashes["semid"])
         if self._cached("sft", key, "tasks.json"):
             return
         semid = SemanticIdTokenizer.from_pretrained(self.root / "semid")
-        cfg = TaskConfig(**_tuples(self.cfg.tasks))
         save_sft(build_sft(RecDataset.load(self.root / "data"), semid, cfg), self.root / "sft", cfg, semid)
         self._record(self.root / "sft", key)
 
     def stage_model(self) -> None:
         from .finetune import FinetuneConfig, finetune
 
-        key = _digest(self.cfg.finetune, self.hashes["sft"])
+        key = _digest(asdict(FinetuneConfig(**self.cfg.finetune)), self.hashes["sft"])
         folder = self.root / "model"
         if self._cached("model", key, "genrec.json"):
             return

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -5,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import genrec.finetune
 from genrec.cli import main
 from genrec.config import load_config
 from genrec.data import DataError, RecDataset
@@ -61,6 +63,28 @@ def test_run_caches_stages_and_reruns_only_what_changed(tmp_path, caplog, capsys
         "data: cached", "semid: cached", "sft: cached", "model: cached"]
     assert {m["users"] for m in sampled.values()} == {25}
     assert "a random sample of 25 users" in (tmp_path / "run" / "results" / "metrics.md").read_text()
+
+
+def _cached_stages(caplog, recipe: Path, overrides: list[str]) -> list[str]:
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="genrec.pipeline"):
+        Run(load_config(RunConfig, recipe, overrides)).run()
+    return [r.message.split(":")[0] for r in caplog.records if r.message.endswith("cached")]
+
+
+def test_stage_keys_cover_defaults_not_only_the_recipe(tmp_path, caplog, monkeypatch):
+    overrides = [f"run_dir={tmp_path / 'run'}", *TINY]
+    Run(load_config(RunConfig, RECIPES / "quickstart.yaml", overrides)).run()
+    default = FinetuneConfig().history_head
+    assert _cached_stages(caplog, RECIPES / "quickstart.yaml", [*overrides, f"finetune.history_head={default}"]) == [
+        "data", "semid", "sft", "model", "results"]  # writing out a default changes nothing
+
+    @dataclasses.dataclass
+    class NewDefault(FinetuneConfig):  # as if a release changed the default
+        history_head: str = "full" if default == "codes" else "codes"
+
+    monkeypatch.setattr(genrec.finetune, "FinetuneConfig", NewDefault)
+    assert _cached_stages(caplog, RECIPES / "quickstart.yaml", overrides) == ["data", "semid", "sft"]
 
 
 def test_reference_codes_with_collisions_become_unique():
