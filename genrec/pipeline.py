@@ -13,7 +13,7 @@ import json
 import logging
 import resource
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -162,7 +162,8 @@ class Run:
     def stage_model(self) -> None:
         from .finetune import FinetuneConfig, finetune
 
-        key = _digest(asdict(FinetuneConfig(**self.cfg.finetune)), self.hashes["sft"])
+        settings = FinetuneConfig(**self.cfg.finetune)
+        key = _digest(asdict(settings), self.hashes["sft"])
         folder = self.root / "model"
         if self._cached("model", key, "genrec.json"):
             return
@@ -171,8 +172,8 @@ class Run:
                   and any((folder / "checkpoints").glob("checkpoint-*")))
         folder.mkdir(parents=True, exist_ok=True)
         started.write_text(json.dumps({"key": key}))
-        cfg = FinetuneConfig(**{**self.cfg.finetune, "data": str(self.root / "data"), "semid": str(self.root / "semid"),
-                                "sft": str(self.root / "sft"), "out": str(folder), "resume": resume})
+        cfg = replace(settings, data=str(self.root / "data"), semid=str(self.root / "semid"),
+                      sft=str(self.root / "sft"), out=str(folder), resume=resume)
         if resume:
             log.info("model: resuming an interrupted finetune from its checkpoints")
         finetune(cfg)

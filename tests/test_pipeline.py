@@ -40,6 +40,13 @@ TINY = ["data.synthetic.users=150", "baselines=[popularity,markov]", "codebook.q
         "finetune.backbone.scratch={layers: 1, hidden: 32, heads: 2, kv_heads: 2, intermediate: 64}"]
 
 
+def _cached_stages(caplog, recipe: Path, overrides: list[str]) -> list[str]:
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="genrec.pipeline"):
+        Run(load_config(RunConfig, recipe, overrides)).run()
+    return [r.message.split(":")[0] for r in caplog.records if r.message.endswith("cached")]
+
+
 def test_run_caches_stages_and_reruns_only_what_changed(tmp_path, caplog, capsys):
     overrides = [f"run_dir={tmp_path / 'run'}", *TINY]
     assert main(["run", str(RECIPES / "quickstart.yaml"), *overrides]) == 0
@@ -47,29 +54,15 @@ def test_run_caches_stages_and_reruns_only_what_changed(tmp_path, caplog, capsys
     assert set(metrics) == {"genrec", "popularity", "markov chain"} and metrics["genrec"]["validity"] == 1.0
     assert "| genrec |" in (tmp_path / "run" / "results" / "metrics.md").read_text()
     assert (tmp_path / "run" / "results" / "metrics.png").read_bytes()[:4] == b"\x89PNG"
-    with caplog.at_level(logging.INFO, logger="genrec.pipeline"):
-        Run(load_config(RunConfig, RECIPES / "quickstart.yaml", overrides)).run()
-    assert [r.message for r in caplog.records if r.message.endswith("cached")] == [
-        "data: cached", "semid: cached", "sft: cached", "model: cached", "results: cached"]
-    caplog.clear()
-    with caplog.at_level(logging.INFO, logger="genrec.pipeline"):
-        Run(load_config(RunConfig, RECIPES / "quickstart.yaml", [*overrides, "tasks.max_history=5"])).run()
-    assert [r.message for r in caplog.records if r.message.endswith("cached")] == ["data: cached", "semid: cached"]
-    caplog.clear()
-    with caplog.at_level(logging.INFO, logger="genrec.pipeline"):  # a user sample reruns only the results
-        sample = [*overrides, "tasks.max_history=5", "evaluate.users=25"]
-        sampled = Run(load_config(RunConfig, RECIPES / "quickstart.yaml", sample)).run()
-    assert [r.message for r in caplog.records if r.message.endswith("cached")] == [
-        "data: cached", "semid: cached", "sft: cached", "model: cached"]
+    assert _cached_stages(caplog, RECIPES / "quickstart.yaml", overrides) == [
+        "data", "semid", "sft", "model", "results"]
+    assert _cached_stages(caplog, RECIPES / "quickstart.yaml", [*overrides, "tasks.max_history=5"]) == [
+        "data", "semid"]
+    sample = [*overrides, "tasks.max_history=5", "evaluate.users=25"]  # a user sample reruns only the results
+    assert _cached_stages(caplog, RECIPES / "quickstart.yaml", sample) == ["data", "semid", "sft", "model"]
+    sampled = json.loads((tmp_path / "run" / "results" / "metrics.json").read_text())
     assert {m["users"] for m in sampled.values()} == {25}
     assert "a random sample of 25 users" in (tmp_path / "run" / "results" / "metrics.md").read_text()
-
-
-def _cached_stages(caplog, recipe: Path, overrides: list[str]) -> list[str]:
-    caplog.clear()
-    with caplog.at_level(logging.INFO, logger="genrec.pipeline"):
-        Run(load_config(RunConfig, recipe, overrides)).run()
-    return [r.message.split(":")[0] for r in caplog.records if r.message.endswith("cached")]
 
 
 def test_stage_keys_cover_defaults_not_only_the_recipe(tmp_path, caplog, monkeypatch):
