@@ -48,6 +48,7 @@ class ScratchConfig:
     intermediate: int = 768
     max_positions: int = 512
     tie_embeddings: bool = True
+    dropout: float = 0.0           # attention, embedding and residual dropout while training
 
 
 @dataclass
@@ -114,9 +115,31 @@ def build_scratch_model(cfg: ScratchConfig, tokenizer, seed: int = 0):
                         num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads, num_key_value_heads=cfg.kv_heads,
                         max_position_embeddings=cfg.max_positions, tie_word_embeddings=cfg.tie_embeddings,
                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                        bos_token_id=tokenizer.bos_token_id)
+                        bos_token_id=tokenizer.bos_token_id, attention_dropout=cfg.dropout)
     torch.manual_seed(seed)
-    return model_cls(config)
+    model = model_cls(config)
+    add_residual_dropout(model, cfg.dropout)
+    return model
+
+
+def add_residual_dropout(model, p: float) -> None:
+    """Dropout on the token embeddings and on each attention and MLP output before its residual add (as GPT-2
+    and SASRec have), which LLaMA and Qwen2 lack: small models trained for many epochs on a catalogue of a few
+    thousand items overfit without it. Forward hooks, so the weights stay plain LLaMA/Qwen2; train mode only."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), not {p}")
+    if p == 0.0:
+        return
+
+    def drop(module, _inputs, output):
+        if isinstance(output, tuple):
+            return (torch.nn.functional.dropout(output[0], p, module.training), *output[1:])
+        return torch.nn.functional.dropout(output, p, module.training)
+
+    model.get_input_embeddings().register_forward_hook(drop)
+    for layer in model.model.layers:
+        layer.self_attn.register_forward_hook(drop)
+        layer.mlp.register_forward_hook(drop)
 
 
 def load_pretrained(name: str):
@@ -237,6 +260,8 @@ class GenRecModel:
                 model = PeftModel.from_pretrained(base, folder)
             else:
                 model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+                if backbone.scratch is not None:
+                    add_residual_dropout(model, backbone.scratch.dropout)
         except (OSError, RuntimeError, ValueError) as err:
             detail = f"{type(err).__name__}: {str(err)[:300]}"
             raise DataError(f"{folder}: the weights cannot be loaded ({detail})") from None

@@ -75,6 +75,28 @@ def test_scratch_save_load_gives_identical_logits(tmp_path, world):
     assert back.semid.fingerprint() == world["semid"].fingerprint()
 
 
+def test_scratch_dropout_acts_in_training_only_and_survives_saving(tmp_path, world):
+    texts = list(world["sft"]["train"]["prompt"])[:200]
+    small = dict(layers=2, hidden=32, heads=2, kv_heads=2, intermediate=64)
+    plain = GenRecModel.create(BackboneConfig(scratch=ScratchConfig(**small)), world["semid"], texts)
+    dropped = GenRecModel.create(BackboneConfig(scratch=ScratchConfig(**small, dropout=0.3)), world["semid"], texts)
+    batch = plain.tokenizer([texts[0]], return_tensors="pt")
+    plain.model.eval(), dropped.model.eval()
+    torch.testing.assert_close(plain.model(**batch).logits, dropped.model(**batch).logits, atol=0, rtol=0)
+    dropped.model.train()
+    first, second = dropped.model(**batch).logits, dropped.model(**batch).logits
+    assert not torch.allclose(first, second)                      # a fresh mask per pass
+    plain.model.train()
+    torch.testing.assert_close(plain.model(**batch).logits, plain.model(**batch).logits, atol=0, rtol=0)
+    hooked = [m for m in dropped.model.modules() if m._forward_hooks]
+    assert len(hooked) == 1 + 2 * small["layers"]                 # embeddings, then attention and MLP per layer
+    dropped.save_pretrained(tmp_path / "m")
+    back = GenRecModel.from_pretrained(tmp_path / "m")
+    assert len([m for m in back.model.modules() if m._forward_hooks]) == len(hooked)
+    with pytest.raises(ValueError, match="dropout"):
+        GenRecModel.create(BackboneConfig(scratch=ScratchConfig(**small, dropout=1.0)), world["semid"], texts)
+
+
 def test_lora_save_load_gives_identical_logits(tmp_path, world):
     backbone = BackboneConfig(name=_pretend_pretrained(tmp_path / "base", tied=False),
                               lora=LoraSettings(r=4, alpha=8, dropout=0.0))
