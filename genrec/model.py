@@ -48,7 +48,7 @@ class ScratchConfig:
     intermediate: int = 768
     max_positions: int = 512
     tie_embeddings: bool = True
-    dropout: float = 0.0           # attention, embedding and residual dropout while training
+    dropout: float = 0.0           # embedding and residual dropout while training
 
 
 @dataclass
@@ -115,7 +115,7 @@ def build_scratch_model(cfg: ScratchConfig, tokenizer, seed: int = 0):
                         num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads, num_key_value_heads=cfg.kv_heads,
                         max_position_embeddings=cfg.max_positions, tie_word_embeddings=cfg.tie_embeddings,
                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                        bos_token_id=tokenizer.bos_token_id, attention_dropout=cfg.dropout)
+                        bos_token_id=tokenizer.bos_token_id)
     torch.manual_seed(seed)
     model = model_cls(config)
     add_residual_dropout(model, cfg.dropout)
@@ -125,7 +125,8 @@ def build_scratch_model(cfg: ScratchConfig, tokenizer, seed: int = 0):
 def add_residual_dropout(model, p: float) -> None:
     """Dropout on the token embeddings and on each attention and MLP output before its residual add (as GPT-2
     and SASRec have), which LLaMA and Qwen2 lack: small models trained for many epochs on a catalogue of a few
-    thousand items overfit without it. Forward hooks, so the weights stay plain LLaMA/Qwen2; train mode only."""
+    thousand items overfit without it. Forward hooks, so the weights stay plain LLaMA/Qwen2; train mode only.
+    No attention dropout: it moves attention off the fused kernel, 35% slower steps on CPU against 2% for this."""
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout must be in [0, 1), not {p}")
     if p == 0.0:
