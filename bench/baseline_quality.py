@@ -2,7 +2,7 @@
 
     python bench/baseline_quality.py --format movielens --path ../shared/datasets/ml-100k \\
         --methods sasrec,bert4rec,gru4rec,llmesr,elephant-random,elephant-plm,elephant \\
-        --json bench/results/baselines_ml-100k.json [--set epochs=100 tune.steps=200]
+        --json bench/results/baselines_ml-100k.json [--set epochs=100 tune.steps=200] [--save runs/baselines]
 
 Results are added to the JSON file method by method, so an interrupted run keeps what it finished; methods
 already in the file are skipped (delete the file, or pass --again, to redo them). NDCG@10 per method, overall
@@ -33,6 +33,8 @@ def main() -> None:
     parser.add_argument("--cache", default="runs/bench-cache")
     parser.add_argument("--json", required=True)
     parser.add_argument("--again", action="store_true")
+    parser.add_argument("--save", help="folder to keep each trained model in (<folder>/<method>), e.g. for "
+                                       "collaborative codes from SASRec's item table")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     dataset = load_format(args.format, args.path)
@@ -47,6 +49,8 @@ def main() -> None:
         started = time.perf_counter()
         model = train(method, dataset, split, apply_overrides({}, args.set), Path(args.cache) / dataset.name)
         seconds = time.perf_counter() - started
+        if args.save:
+            model.save_pretrained(Path(args.save) / method)
         results[method] = {**evaluate(model, dataset, splits=split), "train_seconds": round(seconds, 1),
                            "epochs": len(model.history), "peak_rss_mb": round(
                                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}

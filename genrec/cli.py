@@ -81,7 +81,8 @@ def _codebook_build(args) -> int:
     cfg = CodebookConfig(quantizer=args.quantizer, levels=tuple(int(v) for v in args.levels.split(",")),
                          seed=args.seed, fields=tuple(args.fields.split(",")), missing_text=args.missing_text,
                          encoder=args.encoder, encoder_kind=args.encoder_kind,
-                         train=RQVAETrainConfig(epochs=args.epochs), uniform_mapping=not args.no_uniform_mapping)
+                         train=RQVAETrainConfig(epochs=args.epochs), uniform_mapping=not args.no_uniform_mapping,
+                         collaborative=args.collaborative, collaborative_weight=args.collaborative_weight)
     embeddings = None
     if args.embeddings:
         import numpy as np
@@ -101,6 +102,7 @@ def _codebook_build(args) -> int:
     print("code usage per level: " + ", ".join(f"{u:.0%}" for u in stats["level_usage"])
           + "; perplexity: " + ", ".join(f"{p:.0f}" for p in stats["level_perplexity"])
           + f"; reconstruction MSE {stats['recon_mse']:.4f}")
+    print(f"consecutive items sharing their first code: {stats['transition_prefix_share']:.1%}")
     print(f"saved to {out} (stats.json, code_usage.png)")
     return 0
 
@@ -294,6 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--cache", default=str(Path.home() / ".cache" / "genrec" / "embeddings"),
                        help="embedding cache folder")
     build.add_argument("--no-uniform-mapping", action="store_true", help="skip LC-Rec's Sinkhorn step")
+    build.add_argument("--collaborative", help="LETTER's collaborative regularisation: item vectors from a trained "
+                                               "sequential model (a saved baseline folder or an (items, d) .npy)")
+    build.add_argument("--collaborative-weight", type=float, default=0.02, help="its weight (LETTER's alpha)")
     build.set_defaults(run=_codebook_build)
 
     tasks = steps.add_parser("tasks", help="multi-task SFT data from a dataset and its semantic IDs")

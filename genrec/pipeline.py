@@ -89,6 +89,13 @@ def _digest(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _content_digest(path: str) -> str | None:
+    """What a file (or a saved model folder's weights) holds, so replacing it reruns the stages that read it."""
+    path = Path(path)
+    target = path / "model.pt" if path.is_dir() else path
+    return hashlib.sha256(target.read_bytes()).hexdigest()[:16] if target.is_file() else None
+
+
 class Run:
     def __init__(self, cfg: RunConfig):
         cfg.validate()
@@ -133,7 +140,8 @@ class Run:
 
         section = self.cfg.codebook
         cfg = None if section.get("reference_codes") else CodebookConfig(**_codebook_fields(section))
-        key = _digest(asdict(cfg) if cfg else section, self.hashes["data"])
+        key = _digest(asdict(cfg) if cfg else section, self.hashes["data"],
+                      _content_digest(cfg.collaborative) if cfg and cfg.collaborative else None)
         if self._cached("semid", key, "codes.json"):
             return
         dataset = RecDataset.load(self.root / "data")

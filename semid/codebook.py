@@ -12,6 +12,7 @@ import torch
 
 from genrec.data import DataError, RecDataset
 
+from .collaborative import load_item_vectors, to_latent_width, transition_prefix_share
 from .collisions import collision_rate, make_unique, uniform_mapping
 from .residual import residual_assign
 from .rqkmeans import ResidualKMeans
@@ -38,6 +39,9 @@ class CodebookConfig:
     dead_code_threshold: float = 2.0
     kmeans_iters: int = 20
     train: RQVAETrainConfig = field(default_factory=RQVAETrainConfig)
+    # LETTER's collaborative regularisation (rqvae only): item vectors of a trained sequential model
+    collaborative: str | None = None         # a .npy (items, d) or a saved baseline folder
+    collaborative_weight: float = 0.02       # LETTER's alpha
     # collision handling
     uniform_mapping: bool = True
     sinkhorn_epsilon: float = 0.003
@@ -89,9 +93,18 @@ def build_codebook(dataset: RecDataset, cfg: CodebookConfig, cache_dir: str | Pa
     check_embeddings(embeddings, dataset.num_items)
     embed_seconds = time.perf_counter() - start
 
+    collaborative = None
+    if cfg.collaborative_weight < 0:
+        raise DataError(f"codebook.collaborative_weight must be >= 0, got {cfg.collaborative_weight}")
+    if cfg.collaborative:
+        if cfg.quantizer != "rqvae":
+            raise DataError(f"codebook.collaborative needs the rqvae quantizer, not {cfg.quantizer!r}")
+        collaborative = to_latent_width(load_item_vectors(cfg.collaborative, dataset.num_items), cfg.latent_dim)
+
     torch.manual_seed(cfg.seed)
     quantizer = build_quantizer(cfg.quantizer_spec(), dim=embeddings.shape[1])
-    fit_info = (quantizer.fit(embeddings, seed=cfg.seed, train=cfg.train) if cfg.quantizer == "rqvae"
+    fit_info = (quantizer.fit(embeddings, seed=cfg.seed, train=cfg.train, collaborative=collaborative,
+                              collaborative_weight=cfg.collaborative_weight) if cfg.quantizer == "rqvae"
                 else quantizer.fit(embeddings, seed=cfg.seed))
     quantizer.eval()
     with torch.no_grad():
@@ -117,6 +130,7 @@ def build_codebook(dataset: RecDataset, cfg: CodebookConfig, cache_dir: str | Pa
         "level_usage": usage,
         "level_perplexity": perplexity,
         "recon_mse": quantizer.reconstruction_mse(embeddings),
+        "transition_prefix_share": transition_prefix_share(codes, dataset.sequences()),
         "quantizer": cfg.quantizer,
         "epochs": fit_info.get("epochs", 0),
         "seconds_embedding": round(embed_seconds, 2),

@@ -17,7 +17,8 @@ from torch import nn
 from tqdm.auto import tqdm
 from vector_quantize_pytorch import ResidualVQ
 
-from .residual import residual_assign
+from .collaborative import contrastive_loss
+from .residual import reconstruct, residual_assign
 
 log = logging.getLogger("genrec.semid")
 
@@ -65,31 +66,49 @@ class RQVAE(nn.Module):
     def codebooks(self) -> list[torch.Tensor]:
         return [layer._codebook.embed[0] for layer in self.rq.layers]
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(reconstruction loss, commitment loss) on a batch of raw embeddings."""
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(reconstruction loss, commitment loss, quantized latents) on a batch of raw embeddings."""
         target = self.standardise(x)
         quantized, _, commit = self.rq(self.encoder(target))
         recon = nn.functional.mse_loss(self.decoder(quantized), target)
-        return recon, commit.sum()
+        return recon, commit.sum(), quantized
 
     @torch.no_grad()
-    def reconstruction_mse(self, x: np.ndarray) -> float:
-        """MSE of decode(quantize(encode(x))) on standardised embeddings, by residual assignment."""
+    def quantize(self, data: torch.Tensor) -> torch.Tensor:
+        """The sum of each item's code vectors, codes chosen by residual assignment (as the codebook is read)."""
         self.eval()
-        data = torch.from_numpy(x).float()
         codes, _ = residual_assign(self.latent(data), self.codebooks())
-        quantized = sum(cb[codes[:, lvl]] for lvl, cb in enumerate(self.codebooks()))
-        return float(nn.functional.mse_loss(self.decoder(quantized), self.standardise(data)))
+        return reconstruct(codes, self.codebooks())
 
-    def fit(self, x: np.ndarray, *, seed: int = 0, train: RQVAETrainConfig | None = None) -> dict:
-        """Train with Adam; keep the weights with the best validation reconstruction; stop when it stalls."""
+    def reconstruction_mse(self, x: np.ndarray) -> float:
+        """MSE of decode(quantize(encode(x))) on standardised embeddings."""
+        data = torch.from_numpy(x).float()
+        with torch.no_grad():
+            return float(nn.functional.mse_loss(self.decoder(self.quantize(data)), self.standardise(data)))
+
+    def validation_loss(self, x: torch.Tensor, targets: torch.Tensor | None, weight: float) -> tuple[float, dict]:
+        """What picks the kept weights: reconstruction MSE, plus the weighted collaborative loss when there is one."""
+        recon = self.reconstruction_mse(x.numpy())
+        if targets is None:
+            return recon, {"val_recon_mse": recon}
+        with torch.no_grad():
+            collaborative = float(contrastive_loss(self.quantize(x), targets))
+        return recon + weight * collaborative, {"val_recon_mse": recon, "val_collaborative_loss": collaborative}
+
+    def fit(self, x: np.ndarray, *, seed: int = 0, train: RQVAETrainConfig | None = None,
+            collaborative: np.ndarray | None = None, collaborative_weight: float = 0.0) -> dict:
+        """Train with Adam; keep the weights with the best validation loss; stop when it stalls.
+
+        `collaborative` (items, latent_dim) adds LETTER's contrastive term with weight `collaborative_weight`."""
         cfg = train or RQVAETrainConfig()
         gen = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
         data = torch.from_numpy(x).float()
+        targets = None if collaborative is None else torch.from_numpy(collaborative).float()
         order = torch.randperm(len(data), generator=gen)
         n_val = int(len(data) * cfg.val_fraction) if len(data) >= 200 else 0
-        val, fit_rows = data[order[:n_val]], data[order[n_val:]]
+        val, fit_index = data[order[:n_val]], order[n_val:]
+        fit_rows = data[fit_index]
         self.mean.copy_(fit_rows.mean(0))
         self.std.copy_(fit_rows.std(0).clamp_min(1e-6))
         batch_size = min(cfg.batch_size, len(fit_rows))
@@ -100,24 +119,30 @@ class RQVAE(nn.Module):
             self.train()
             perm = torch.randperm(len(fit_rows), generator=gen)
             for start in range(0, len(perm) - batch_size + 1, batch_size):  # full batches: k-means sees a large one
-                recon, commit = self(fit_rows[perm[start : start + batch_size]])
+                rows = perm[start : start + batch_size]
+                recon, commit, quantized = self(fit_rows[rows])
+                loss = recon + commit
+                if targets is not None:
+                    cf = contrastive_loss(quantized, targets[fit_index[rows]])
+                    loss = loss + collaborative_weight * cf
                 opt.zero_grad()
-                (recon + commit).backward()
+                loss.backward()
                 opt.step()
             if (epoch + 1) % cfg.eval_every and epoch + 1 != cfg.epochs:
                 continue
-            score = self.reconstruction_mse((val if n_val else fit_rows).numpy())
+            val_targets = None if targets is None else targets[order[:n_val] if n_val else fit_index]
+            score, parts = self.validation_loss(val if n_val else fit_rows, val_targets, collaborative_weight)
             history.append({"epoch": epoch + 1, "recon_loss": recon.item(), "commit_loss": commit.item(),
-                            "val_recon_mse": score})
-            bar.set_postfix(val_mse=f"{score:.4f}")
+                            **({"collaborative_loss": cf.item()} if targets is not None else {}), **parts})
+            bar.set_postfix(val_loss=f"{score:.4f}")
             if score < best - 1e-5:
                 best, best_state, stale = score, copy.deepcopy(self.state_dict()), 0
             else:
                 stale += cfg.eval_every
                 if stale >= cfg.patience:
-                    log.info("rq-vae: early stop at epoch %d (best validation MSE %.4f)", epoch + 1, best)
+                    log.info("rq-vae: early stop at epoch %d (best validation loss %.4f)", epoch + 1, best)
                     break
         if best_state is not None:
             self.load_state_dict(best_state)
         self.eval()
-        return {"epochs": history[-1]["epoch"] if history else 0, "best_val_recon_mse": best, "history": history}
+        return {"epochs": history[-1]["epoch"] if history else 0, "best_val_loss": best, "history": history}
