@@ -3,6 +3,7 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -89,3 +90,31 @@ def test_reference_codes_with_collisions_become_unique():
     assert stats["collision_rate_before"] == pytest.approx(0.25) and stats["items_moved"] == 1
     assert len({tokenizer.item_to_tokens(i) for i in range(4)}) == 4
     assert tokenizer.item_to_tokens(2) == "<a_0><b_0>"  # items without a collision keep their codes
+
+
+def test_collaborative_codes_are_rebuilt_when_their_vectors_change(tmp_path, caplog):
+    vectors = tmp_path / "cf.npy"
+    overrides = [f"run_dir={tmp_path / 'run'}", *TINY, "codebook.quantizer=rqvae", "codebook.train.epochs=2",
+                 f"codebook.collaborative={vectors}"]
+
+    def semid_cached() -> bool:
+        caplog.clear()
+        run = Run(load_config(RunConfig, RECIPES / "quickstart.yaml", overrides))
+        with caplog.at_level(logging.INFO, logger="genrec.pipeline"):
+            run.stage_data()
+            run.stage_semid()
+        return "semid: cached" in caplog.messages
+
+    Run(load_config(RunConfig, RECIPES / "quickstart.yaml", overrides)).stage_data()
+    items = RecDataset.load(tmp_path / "run" / "data").num_items
+    rng = np.random.default_rng(0)
+    np.save(vectors, rng.normal(size=(items, 8)))
+    assert not semid_cached()
+    stats = json.loads((tmp_path / "run" / "semid" / "stats.json").read_text())
+    assert stats["unique_codes"] == items and 0.0 <= stats["transition_prefix_share"] <= 1.0
+    assert semid_cached()
+    np.save(vectors, rng.normal(size=(items, 8)))  # same name, other vectors: the codes are stale
+    assert not semid_cached()
+    np.save(vectors, rng.normal(size=(items - 1, 8)))
+    with pytest.raises(DataError, match=r"cf\.npy: collaborative embeddings have shape"):
+        semid_cached()
