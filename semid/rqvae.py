@@ -91,8 +91,7 @@ class RQVAE(nn.Module):
         recon = self.reconstruction_mse(x.numpy())
         if targets is None:
             return recon, {"val_recon_mse": recon}
-        with torch.no_grad():
-            collaborative = float(contrastive_loss(self.quantize(x), targets))
+        collaborative = float(contrastive_loss(self.quantize(x), targets))  # quantize() runs without gradients
         return recon + weight * collaborative, {"val_recon_mse": recon, "val_collaborative_loss": collaborative}
 
     def fit(self, x: np.ndarray, *, seed: int = 0, train: RQVAETrainConfig | None = None,
@@ -107,8 +106,10 @@ class RQVAE(nn.Module):
         targets = None if collaborative is None else torch.from_numpy(collaborative).float()
         order = torch.randperm(len(data), generator=gen)
         n_val = int(len(data) * cfg.val_fraction) if len(data) >= 200 else 0
-        val, fit_index = data[order[:n_val]], order[n_val:]
-        fit_rows = data[fit_index]
+        fit_index = order[n_val:]
+        val_index = order[:n_val] if n_val else fit_index  # tiny sets: validate on the training rows
+        fit_rows, val_rows = data[fit_index], data[val_index]
+        val_targets = None if targets is None else targets[val_index]
         self.mean.copy_(fit_rows.mean(0))
         self.std.copy_(fit_rows.std(0).clamp_min(1e-6))
         batch_size = min(cfg.batch_size, len(fit_rows))
@@ -130,8 +131,7 @@ class RQVAE(nn.Module):
                 opt.step()
             if (epoch + 1) % cfg.eval_every and epoch + 1 != cfg.epochs:
                 continue
-            val_targets = None if targets is None else targets[order[:n_val] if n_val else fit_index]
-            score, parts = self.validation_loss(val if n_val else fit_rows, val_targets, collaborative_weight)
+            score, parts = self.validation_loss(val_rows, val_targets, collaborative_weight)
             history.append({"epoch": epoch + 1, "recon_loss": recon.item(), "commit_loss": commit.item(),
                             **({"collaborative_loss": cf.item()} if targets is not None else {}), **parts})
             bar.set_postfix(val_loss=f"{score:.4f}")
