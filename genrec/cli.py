@@ -298,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--no-uniform-mapping", action="store_true", help="skip LC-Rec's Sinkhorn step")
     build.add_argument("--collaborative", help="LETTER's collaborative regularisation: item vectors from a trained "
                                                "sequential model (a saved baseline folder or an (items, d) .npy)")
-    build.add_argument("--collaborative-weight", type=float, default=0.5, help="its weight (LETTER's alpha)")
+    build.add_argument("--collaborative-weight", type=float, default=1.0, help="its weight (LETTER's alpha)")
     build.set_defaults(run=_codebook_build)
 
     tasks = steps.add_parser("tasks", help="multi-task SFT data from a dataset and its semantic IDs")

@@ -41,7 +41,7 @@ class CodebookConfig:
     train: RQVAETrainConfig = field(default_factory=RQVAETrainConfig)
     # LETTER's collaborative regularisation (rqvae only): item vectors of a trained sequential model
     collaborative: str | None = None         # a .npy (items, d) or a saved baseline folder
-    collaborative_weight: float = 0.5        # LETTER's alpha; 0.5 measured best of 0.02/0.1/0.5 (README)
+    collaborative_weight: float = 1.0        # LETTER's alpha; best of 0.02-2.0 on Games (README)
     # collision handling
     uniform_mapping: bool = True
     sinkhorn_epsilon: float = 0.003
