@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.sparse import coo_matrix
 
-from genrec.evaluate import top_k
+from genrec.evaluate import mask_history, top_k
 
 
 class MarkovRecommender:
@@ -20,7 +20,7 @@ class MarkovRecommender:
         counts = np.bincount(np.concatenate(train), minlength=num_items) if train else np.zeros(num_items)
         self.prior = counts / (counts.max() + 1.0)  # below 1: only breaks ties between transition counts
 
-    def recommend(self, histories: list[np.ndarray], k: int) -> np.ndarray:
+    def recommend(self, histories: list[np.ndarray], k: int, exclude_history: bool = False) -> np.ndarray:
         last = np.array([h[-1] for h in histories])
         scores = self.transitions[last].toarray() + self.prior[None, :]
-        return top_k(scores, k)
+        return top_k(mask_history(scores, histories) if exclude_history else scores, k)

@@ -25,7 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from genrec.data import DataError, Split
-from genrec.evaluate import ranking_metrics, top_k
+from genrec.evaluate import mask_history, ranking_metrics, top_k
 
 
 @dataclass
@@ -261,12 +261,14 @@ class SequentialRecommender:
         return {"epochs": len(self.history), "best_valid_ndcg@10": best}
 
     @torch.no_grad()
-    def recommend(self, histories: list[np.ndarray], k: int, batch_size: int = 512) -> np.ndarray:
+    def recommend(self, histories: list[np.ndarray], k: int, exclude_history: bool = False,
+                  batch_size: int = 512) -> np.ndarray:
         self.model.eval()
         out = []
         for start in range(0, len(histories), batch_size):
-            users = self.model.user_vectors(histories[start : start + batch_size])
-            out.append(top_k(self.model.scores(users).numpy(), k))
+            chunk = histories[start : start + batch_size]
+            scores = self.model.scores(self.model.user_vectors(chunk)).numpy()
+            out.append(top_k(mask_history(scores, chunk) if exclude_history else scores, k))
         return np.concatenate(out) if out else np.zeros((0, k), dtype=np.int64)
 
     def save_pretrained(self, folder: str | Path) -> None:

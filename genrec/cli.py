@@ -200,7 +200,8 @@ def _evaluate(args) -> int:
         if model.semid.item_ids != list(dataset.items["item_id"]):
             raise DataError(f"{args.model} was trained on other items than {args.data}")
         model.decode_options = {"beams": args.beams, "exact": args.exact}
-    result = evaluate(model, dataset, args.split, args.max_history, splits=splits, users=args.users)
+    result = evaluate(model, dataset, args.split, args.max_history, splits=splits, users=args.users,
+                      exclude_history=args.exclude_history)
     print(f"{args.split}: {result['users']:,} users, full ranking over {dataset.num_items:,} items")
     print(metrics_table({name: result, **{f"  {g}": m for g, m in result["groups"].items()}}, TABLE_KEYS))
     print(f"MRR@20 {result['mrr@20']:.4f}; validity {result['validity']:.3f}; coverage@10 {result['coverage@10']:.3f}")
@@ -349,6 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--exact", action="store_true", help="exact top-20 instead of beam search")
     ev.add_argument("--max-history", type=int, default=20)
     ev.add_argument("--users", type=int, help="a seeded random sample of this many users (quick checks)")
+    ev.add_argument("--exclude-history", action="store_true",
+                    help="never recommend an item of the user's history (for data where items never repeat)")
     ev.set_defaults(run=_evaluate)
 
     base = steps.add_parser("baseline", help="train a baseline recommender on the same split")

@@ -25,8 +25,9 @@ TAIL_SHARE = 0.2
 
 
 class Recommender(Protocol):
-    def recommend(self, histories: list[np.ndarray], k: int) -> np.ndarray:
-        """(users, k) item indices, best first; -1 where a model has fewer than k items to give."""
+    def recommend(self, histories: list[np.ndarray], k: int, exclude_history: bool = False) -> np.ndarray:
+        """(users, k) item indices, best first; -1 where a model has fewer than k items to give.
+        `exclude_history`: never return an item of the user's history (evaluate asks only when told to)."""
 
 
 def ranking_metrics(top_items: np.ndarray, targets: np.ndarray, ks: tuple[int, ...] = KS) -> dict[str, float]:
@@ -48,12 +49,29 @@ def ranking_metrics(top_items: np.ndarray, targets: np.ndarray, ks: tuple[int, .
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k highest scores per row, best first; ties broken by the lower item id."""
+    """Indices of the k highest scores per row, best first; ties broken by the lower item id; -1 for an item
+    scored -inf (excluded), so a masked item can never count as a hit."""
     k = min(k, scores.shape[1])
     part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -part_scores), axis=1)
-    return np.take_along_axis(part, order, axis=1)
+    kth = np.take_along_axis(scores, part, axis=1).min(axis=1, keepdims=True)  # the k-th best score per row
+    # argpartition picks arbitrarily among items tied at the k-th score: take the lowest ids of those instead
+    above, tied = scores > kth, scores == kth
+    chosen = above | (tied & (np.cumsum(tied, axis=1) <= k - above.sum(axis=1, keepdims=True)))
+    picked = np.nonzero(chosen)[1].reshape(len(scores), k)  # row-major: ascending ids within a row
+    picked_scores = np.take_along_axis(scores, picked, axis=1)
+    order = np.lexsort((picked, -picked_scores), axis=1)
+    top = np.take_along_axis(picked, order, axis=1)
+    return np.where(np.isneginf(np.take_along_axis(picked_scores, order, axis=1)), -1, top)  # -inf: not an answer
+
+
+def mask_history(scores: np.ndarray, histories: list[np.ndarray]) -> np.ndarray:
+    """`scores` (users, items) with each user's history items set to -inf, in place: on data where a user never
+    meets an item twice, a seen item is a wasted slot."""
+    lengths = [len(h) for h in histories]
+    if sum(lengths):
+        rows = np.repeat(np.arange(len(histories)), lengths)
+        scores[rows, np.concatenate(histories).astype(np.int64)] = -np.inf
+    return scores
 
 
 class PopularityRecommender:
@@ -61,10 +79,13 @@ class PopularityRecommender:
 
     def __init__(self, train: list[np.ndarray], num_items: int):
         counts = np.bincount(np.concatenate(train), minlength=num_items) if train else np.zeros(num_items)
+        self.counts = counts.astype(np.float64)
         self.order = np.lexsort((np.arange(num_items), -counts))
 
-    def recommend(self, histories: list[np.ndarray], k: int) -> np.ndarray:
-        return np.tile(self.order[:k], (len(histories), 1))
+    def recommend(self, histories: list[np.ndarray], k: int, exclude_history: bool = False) -> np.ndarray:
+        if not exclude_history:
+            return np.tile(self.order[:k], (len(histories), 1))
+        return top_k(mask_history(np.tile(self.counts, (len(histories), 1)), histories), k)
 
 
 def tail_items(train: list[np.ndarray], num_items: int, share: float = TAIL_SHARE) -> np.ndarray:
@@ -111,17 +132,21 @@ def sample_users(users: EvalSet, count: int | None, seed: int = 0) -> EvalSet:
 
 
 def evaluate(recommender: Recommender, dataset: RecDataset, split: str = "test", max_history: int = 20,
-             batch_size: int = 256, splits: Split | None = None, users: int | None = None) -> dict:
+             batch_size: int = 256, splits: Split | None = None, users: int | None = None,
+             exclude_history: bool = False) -> dict:
     """Leave-one-out evaluation of any Recommender: overall metrics and the same per user / item group;
-    `users` evaluates a seeded sample of that many users instead of all."""
+    `users` evaluates a seeded sample of that many users instead of all; `exclude_history` asks the
+    recommender never to return an item of the (last `max_history` items of the) user's history."""
     splits = splits or leave_one_out(dataset, max_history)
     rows: EvalSet = sample_users(getattr(splits, split), users)
     depth = max(KS)
     starts = tqdm(range(0, len(rows), batch_size), desc=f"evaluating on {split}", unit="batch",
                   disable=len(rows) <= batch_size, leave=False)
-    top = np.concatenate([np.asarray(recommender.recommend(rows.histories[i : i + batch_size], depth))
+    options = {"exclude_history": True} if exclude_history else {}  # recommenders without the option still work
+    top = np.concatenate([np.asarray(recommender.recommend(rows.histories[i : i + batch_size], depth, **options))
                           for i in starts])
-    result = {**full_metrics(top, rows.targets, dataset.num_items), "users": len(rows), "split": split}
+    result = {**full_metrics(top, rows.targets, dataset.num_items), "users": len(rows), "split": split,
+              "exclude_history": exclude_history}
     item_tail = tail_items(splits.train, dataset.num_items)[rows.targets]
     user_tail = tail_users(splits.train, rows.users)
     groups = {"tail_users": user_tail, "head_users": ~user_tail, "tail_items": item_tail, "head_items": ~item_tail}

@@ -318,7 +318,11 @@ class GenRecModel:
             scores[start : start + len(chunk), :width] = score[:, :width].numpy()
         return items, scores
 
-    def recommend(self, histories: list[np.ndarray], k: int = 10, **kwargs) -> np.ndarray:
-        """The `Recommender` protocol: top-k item ids for each history (dataset item indices)."""
+    def recommend(self, histories: list[np.ndarray], k: int = 10, exclude_history: bool = False,
+                  **kwargs) -> np.ndarray:
+        """The `Recommender` protocol: top-k item ids for each history (dataset item indices); with
+        `exclude_history` the search itself skips history items, so the list stays k long."""
         options = {**self.decode_options, **kwargs}
+        if exclude_history:
+            options["exclude"] = histories
         return self.recommend_prompts([self.history_prompt(h) for h in histories], k, **options)[0]

@@ -22,6 +22,12 @@ def test_metrics_reject_short_lists():
 def test_top_k_orders_by_score_then_lower_id():
     scores = np.array([[0.1, 0.9, 0.5, 0.9, 0.0]])
     assert top_k(scores, 3).tolist() == [[1, 3, 2]]
+    ties = np.random.default_rng(0).integers(0, 4, size=(50, 300)).astype(float)  # many ties at the k-th score
+    ties[:, 7] = -np.inf
+    by_sorting = np.lexsort((np.tile(np.arange(300), (50, 1)), -ties), axis=1)[:, :20]
+    everything = np.lexsort((np.tile(np.arange(300), (50, 1)), -ties), axis=1)
+    assert np.array_equal(top_k(ties, 20), by_sorting)
+    assert np.array_equal(top_k(ties, 300), np.where(everything == 7, -1, everything))  # -inf is no answer
 
 
 def test_popularity_ranks_by_training_counts():
@@ -114,3 +120,28 @@ def test_group_values_and_plot(tmp_path):
     assert values["empty"][0] == 0.5 and all(np.isnan(v) for v in values["empty"][1:])
     plot_groups(results, tmp_path / "groups.png")
     assert (tmp_path / "groups.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_exclude_history_by_hand():
+    from genrec.evaluate import mask_history
+
+    pop = PopularityRecommender([np.array([2, 2, 1]), np.array([2, 0, 1])], num_items=4)  # order 2, 1, 0, 3
+    assert pop.recommend([np.array([2]), np.array([1, 0])], 3, exclude_history=True).tolist() == [[1, 0, 3],
+                                                                                                   [2, 3, -1]]
+    scores = mask_history(np.zeros((2, 3)), [np.array([0, 2]), np.array([], dtype=np.int64)])
+    assert np.isneginf(scores).tolist() == [[True, False, True], [False, False, False]]
+
+
+def test_evaluate_excluding_history_matches_a_filtered_ranking():
+    from genrec.data import SyntheticConfig, leave_one_out, make_synthetic
+    from genrec.evaluate import evaluate
+
+    ds = make_synthetic(SyntheticConfig(users=150))
+    split = leave_one_out(ds)
+    pop = PopularityRecommender(split.train, ds.num_items)
+    filtered = np.array([[item for item in pop.order if item not in set(h.tolist())][:20]
+                         for h in split.test.histories])  # the popularity order minus each history, by hand
+    result = evaluate(pop, ds, splits=split, exclude_history=True)
+    by_hand = ranking_metrics(filtered, split.test.targets)
+    assert result["exclude_history"] and result["recall@10"] == by_hand["recall@10"]
+    assert result["ndcg@20"] == pytest.approx(by_hand["ndcg@20"])

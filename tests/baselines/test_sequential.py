@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from baselines.methods import load
 from baselines.sequential import SequentialConfig, SequentialRecommender
 from genrec.cli import main
 from genrec.data import SyntheticConfig, leave_one_out, make_synthetic
@@ -63,6 +64,11 @@ def test_cli_train_save_evaluate(tmp_path, capsys):
                  "--out", str(tmp_path / "m.json")]) == 0
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["validity"] == 1.0 and 0.0 <= metrics["ndcg@10"] <= 1.0
+    gru = load(tmp_path / "gru")
+    histories = [np.array([3, 1, 4]), np.array([5])]
+    full, unseen = gru.recommend(histories, 30), gru.recommend(histories, 10, exclude_history=True)
+    for row, history in enumerate(histories):  # the full ranking with the history taken out, by hand
+        assert unseen[row].tolist() == [i for i in full[row] if i not in history][:10]
 
 
 def test_bert4rec_sees_both_sides_and_recommends_at_mask():

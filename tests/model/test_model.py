@@ -121,6 +121,10 @@ def test_recommendations_are_real_items(world):
     exact, _ = genrec.recommend_prompts([genrec.history_prompt(histories[0])], k=3, exact=True)
     beam, _ = genrec.recommend_prompts([genrec.history_prompt(histories[0])], k=3, beams=world["semid"].num_items)
     assert exact.tolist() == beam.tolist()  # full-width beam search is exact
+    everything = genrec.recommend(histories, k=world["semid"].num_items, beams=world["semid"].num_items)
+    unseen = genrec.recommend(histories, k=5, beams=world["semid"].num_items, exclude_history=True)
+    for row, history in enumerate(histories):  # exact search minus the history = the full ranking filtered
+        assert unseen[row].tolist() == [i for i in everything[row] if i not in history][:5]
 
 
 def test_unloadable_names_and_broken_folders(tmp_path):
