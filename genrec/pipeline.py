@@ -24,6 +24,7 @@ from .evaluate import TABLE_KEYS, PopularityRecommender, evaluate, metrics_table
 
 log = logging.getLogger("genrec.pipeline")
 STAGES = ("data", "semid", "sft", "model", "results")
+EVALUATE_KEYS = ("split", "beams", "exact", "users", "exclude_history")
 
 
 @dataclass
@@ -44,7 +45,7 @@ class RunConfig:
     codebook: dict = field(default_factory=dict)   # CodebookConfig fields, or {reference_codes: true}
     tasks: dict = field(default_factory=dict)      # TaskConfig fields
     finetune: dict = field(default_factory=dict)   # FinetuneConfig fields except the folders
-    evaluate: dict = field(default_factory=dict)   # split, beams, exact, users (a seeded sample)
+    evaluate: dict = field(default_factory=dict)   # split, beams, exact, users (a seeded sample), exclude_history
     baselines: list[str] = field(default_factory=lambda: ["popularity", "markov", "sasrec"])
 
     def folder(self) -> Path:
@@ -63,10 +64,10 @@ class RunConfig:
             build(CodebookConfig, _codebook_fields(self.codebook), "codebook")
         build(TaskConfig, _tuples(self.tasks), "tasks")
         build(FinetuneConfig, self.finetune, "finetune")
-        unknown = set(self.evaluate) - {"split", "beams", "exact", "users"}
+        unknown = set(self.evaluate) - set(EVALUATE_KEYS)
         if unknown:
             raise DataError(f"evaluate: unknown key(s) {', '.join(sorted(unknown))} "
-                            "(known: split, beams, exact, users)")
+                            f"(known: {', '.join(EVALUATE_KEYS)})")
         unknown = set(self.baselines) - {"popularity", "markov", "sasrec"}
         if unknown:
             raise DataError(f"baselines: unknown {', '.join(sorted(unknown))} (available: popularity, markov, sasrec)")
@@ -193,7 +194,7 @@ class Run:
 
         from .model import GenRecModel
 
-        options = {"split": "test", "beams": 20, "exact": False, **self.cfg.evaluate}
+        options = {"split": "test", "beams": 20, "exact": False, "exclude_history": False, **self.cfg.evaluate}
         key = _digest(options, self.cfg.baselines, self.hashes["model"])
         folder = self.root / "results"
         if self._cached("results", key, "metrics.json"):
@@ -213,14 +214,15 @@ class Run:
             models["sasrec"] = SequentialRecommender(dataset.num_items)
             models["sasrec"].fit(splits)
             train_seconds["sasrec"] = round(time.perf_counter() - started, 1)
-        results = {name: evaluate(m, dataset, options["split"], splits=splits, users=options.get("users"))
-                   for name, m in models.items()}
+        results = {name: evaluate(m, dataset, options["split"], splits=splits, users=options.get("users"),
+                                  exclude_history=options["exclude_history"]) for name, m in models.items()}
         for name, seconds in train_seconds.items():
             results[name]["train_seconds"] = seconds
         table = metrics_table(results, TABLE_KEYS)
         with atomic_folder(folder) as tmp:
             (tmp / "metrics.json").write_text(json.dumps(results, indent=2))
             sample = f", a random sample of {options['users']} users" if options.get("users") else ""
+            sample += ", seen items excluded" if options["exclude_history"] else ""
             (tmp / "metrics.md").write_text(f"{self.cfg.name}, {options['split']} split{sample}\n\n{table}\n")
             plot_groups(results, tmp / "metrics.png", title=f"{self.cfg.name}, {options['split']} split{sample}")
             self._record(tmp, key)

@@ -64,6 +64,11 @@ def test_run_caches_stages_and_reruns_only_what_changed(tmp_path, caplog, capsys
     sampled = json.loads((tmp_path / "run" / "results" / "metrics.json").read_text())
     assert {m["users"] for m in sampled.values()} == {25}
     assert "a random sample of 25 users" in (tmp_path / "run" / "results" / "metrics.md").read_text()
+    unseen = [*sample, "evaluate.exclude_history=true"]
+    assert _cached_stages(caplog, RECIPES / "quickstart.yaml", unseen) == ["data", "semid", "sft", "model"]
+    excluded = json.loads((tmp_path / "run" / "results" / "metrics.json").read_text())
+    assert all(m["exclude_history"] for m in excluded.values())
+    assert excluded["markov chain"]["recall@10"] >= sampled["markov chain"]["recall@10"]  # no repeats in this data
 
 
 def test_stage_keys_cover_defaults_not_only_the_recipe(tmp_path, caplog, monkeypatch):
