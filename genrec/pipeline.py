@@ -1,5 +1,9 @@
 """`genrec run RECIPE`: data -> codebook -> SFT data -> finetune -> evaluate, each stage cached in the run folder.
 
+The run's SASRec is a stage of its own (`sasrec/`, trained on the training split) when a recipe asks for it,
+as a baseline or as the source of collaborative codes (`codebook.collaborative: sasrec`, LETTER's
+regularisation): one trained model serves both, and changing only the evaluation does not retrain it.
+
 A stage is skipped when its output is complete and was made from the same settings and the same upstream
 outputs (each stage records a hash of both in `stage.json`); changing a setting reruns that stage and every
 stage after it. The hash covers the settings with their defaults filled in, so a changed default reruns too.
@@ -23,7 +27,8 @@ from .data.io import atomic_folder
 from .evaluate import TABLE_KEYS, PopularityRecommender, evaluate, metrics_table, plot_groups
 
 log = logging.getLogger("genrec.pipeline")
-STAGES = ("data", "semid", "sft", "model", "results")
+STAGES = ("data", "sasrec", "semid", "sft", "model", "results")
+OWN_SASREC = "sasrec"  # codebook.collaborative value: the item table of the run's own SASRec stage
 EVALUATE_KEYS = ("split", "beams", "exact", "users", "exclude_history")
 
 
@@ -47,12 +52,17 @@ class RunConfig:
     finetune: dict = field(default_factory=dict)   # FinetuneConfig fields except the folders
     evaluate: dict = field(default_factory=dict)   # split, beams, exact, users (a seeded sample), exclude_history
     baselines: list[str] = field(default_factory=lambda: ["popularity", "markov", "sasrec"])
+    sasrec: dict = field(default_factory=dict)     # SequentialConfig fields of the run's SASRec
+
+    def needs_sasrec(self) -> bool:
+        return "sasrec" in self.baselines or self.codebook.get("collaborative") == OWN_SASREC
 
     def folder(self) -> Path:
         return Path(self.run_dir or f"runs/{self.name}")
 
     def validate(self) -> None:
         """Build every section's config now, so a typo fails before hours of work, naming the section."""
+        from baselines.sequential import SequentialConfig
         from semid.codebook import CodebookConfig
         from tasks import TaskConfig
 
@@ -64,6 +74,7 @@ class RunConfig:
             build(CodebookConfig, _codebook_fields(self.codebook), "codebook")
         build(TaskConfig, _tuples(self.tasks), "tasks")
         build(FinetuneConfig, self.finetune, "finetune")
+        build(SequentialConfig, self.sasrec, "sasrec")
         unknown = set(self.evaluate) - set(EVALUATE_KEYS)
         if unknown:
             raise DataError(f"evaluate: unknown key(s) {', '.join(sorted(unknown))} "
@@ -136,11 +147,33 @@ class Run:
         dataset.save(self.root / "data")
         self._record(self.root / "data", key)
 
+    def stage_sasrec(self) -> None:
+        """Train the run's SASRec (full-softmax cross-entropy, early stopping on validation NDCG@10)."""
+        from baselines.sequential import SequentialConfig, SequentialRecommender
+
+        if not self.cfg.needs_sasrec():
+            self.hashes["sasrec"] = None
+            log.info("sasrec: not needed (not a baseline, not the collaborative source)")
+            return
+        cfg = SequentialConfig(**self.cfg.sasrec)
+        max_history = self.cfg.tasks.get("max_history", 20)
+        key = _digest(asdict(cfg), max_history, self.hashes["data"])
+        if self._cached("sasrec", key, "model.pt"):
+            return
+        dataset = RecDataset.load(self.root / "data")
+        model = SequentialRecommender(dataset.num_items, cfg)
+        model.fit(leave_one_out(dataset, max_history))
+        with atomic_folder(self.root / "sasrec") as tmp:
+            model.save_pretrained(tmp)
+            self._record(tmp, key)
+
     def stage_semid(self) -> None:
         from semid.codebook import CodebookConfig, build_codebook, plot_usage
 
         section = self.cfg.codebook
         cfg = None if section.get("reference_codes") else CodebookConfig(**_codebook_fields(section))
+        if cfg and cfg.collaborative == OWN_SASREC:
+            cfg = replace(cfg, collaborative=str(self.root / "sasrec"))
         key = _digest(asdict(cfg) if cfg else section, self.hashes["data"],
                       _content_digest(cfg.collaborative) if cfg and cfg.collaborative else None)
         if self._cached("semid", key, "codes.json"):
@@ -195,7 +228,7 @@ class Run:
         from .model import GenRecModel
 
         options = {"split": "test", "beams": 20, "exact": False, "exclude_history": False, **self.cfg.evaluate}
-        key = _digest(options, self.cfg.baselines, self.hashes["model"])
+        key = _digest(options, self.cfg.baselines, self.hashes["model"], self.hashes["sasrec"])
         folder = self.root / "results"
         if self._cached("results", key, "metrics.json"):
             return json.loads((folder / "metrics.json").read_text())
@@ -209,11 +242,9 @@ class Run:
         if "markov" in self.cfg.baselines:
             models["markov chain"] = MarkovRecommender(splits.train, dataset.num_items)
         train_seconds = {"genrec": json.loads((self.root / "model" / "stage.json").read_text()).get("seconds")}
-        if "sasrec" in self.cfg.baselines:  # full-softmax cross-entropy, early stopping on validation NDCG@10
-            started = time.perf_counter()
-            models["sasrec"] = SequentialRecommender(dataset.num_items)
-            models["sasrec"].fit(splits)
-            train_seconds["sasrec"] = round(time.perf_counter() - started, 1)
+        if "sasrec" in self.cfg.baselines:
+            models["sasrec"] = SequentialRecommender.from_pretrained(self.root / "sasrec")
+            train_seconds["sasrec"] = json.loads((self.root / "sasrec" / "stage.json").read_text()).get("seconds")
         results = {name: evaluate(m, dataset, options["split"], splits=splits, users=options.get("users"),
                                   exclude_history=options["exclude_history"]) for name, m in models.items()}
         for name, seconds in train_seconds.items():

@@ -40,7 +40,7 @@ class CodebookConfig:
     kmeans_iters: int = 20
     train: RQVAETrainConfig = field(default_factory=RQVAETrainConfig)
     # LETTER's collaborative regularisation (rqvae only): item vectors of a trained sequential model
-    collaborative: str | None = None         # a .npy (items, d) or a saved baseline folder
+    collaborative: str | None = None         # a .npy (items, d) or a saved baseline folder; `sasrec` in genrec run
     collaborative_weight: float = 1.0        # LETTER's alpha; best of 0.02-2.0 on Games (README)
     # collision handling
     uniform_mapping: bool = True

@@ -123,3 +123,35 @@ def test_collaborative_codes_are_rebuilt_when_their_vectors_change(tmp_path, cap
     np.save(vectors, rng.normal(size=(items - 1, 8)))
     with pytest.raises(DataError, match=r"cf\.npy: collaborative embeddings have shape"):
         semid_cached()
+
+
+def test_own_sasrec_is_one_stage_for_the_baseline_and_the_collaborative_codes(tmp_path, caplog):
+    from baselines.sequential import SequentialRecommender
+    from genrec.data import leave_one_out
+    from genrec.evaluate import evaluate
+
+    run_dir = tmp_path / "run"
+    overrides = [f"run_dir={run_dir}", *TINY, "baselines=[popularity,sasrec]", "codebook.quantizer=rqvae",
+                 "codebook.train.epochs=2", "sasrec.epochs=2", "sasrec.eval_users=50"]
+    recipe = RECIPES / "quickstart.yaml"
+    collaborative = [*overrides, "codebook.collaborative=sasrec"]
+    assert "sasrec" not in _cached_stages(caplog, recipe, collaborative)
+    dataset = RecDataset.load(run_dir / "data")
+    saved = SequentialRecommender.from_pretrained(run_dir / "sasrec")
+    expected = evaluate(saved, dataset, "test", splits=leave_one_out(dataset))
+    reported = json.loads((run_dir / "results" / "metrics.json").read_text())["sasrec"]
+    assert reported["recall@10"] == expected["recall@10"] and reported["ndcg@10"] == expected["ndcg@10"]
+
+    # a new evaluation reuses the trained SASRec; new SASRec weights rebuild the codes that were made from them
+    assert _cached_stages(caplog, recipe, [*collaborative, "evaluate.users=25"]) == [
+        "data", "sasrec", "semid", "sft", "model"]
+    assert _cached_stages(caplog, recipe, [*collaborative, "sasrec.epochs=1"]) == ["data"]
+    # text-only codes do not depend on it: only the SASRec and the results rerun
+    _cached_stages(caplog, recipe, overrides)
+    assert _cached_stages(caplog, recipe, [*overrides, "sasrec.epochs=1"]) == ["data", "semid", "sft", "model"]
+    assert "sasrec" not in _cached_stages(caplog, recipe, [*overrides, "baselines=[popularity]"])
+
+
+def test_sasrec_settings_are_checked_before_any_work():
+    with pytest.raises(DataError, match="sasrec: unknown key"):
+        load_config(RunConfig, RECIPES / "quickstart.yaml", ["sasrec.epoch=3"]).validate()
