@@ -41,11 +41,19 @@ class CodebookConfig:
     train: RQVAETrainConfig = field(default_factory=RQVAETrainConfig)
     # LETTER's collaborative regularisation (rqvae only): item vectors of a trained sequential model
     collaborative: str | None = None         # a .npy (items, d) or a saved baseline folder; `sasrec` in genrec run
-    collaborative_weight: float = 1.0        # LETTER's alpha; best of 0.02-2.0 on Games (README)
+    collaborative_weight: float = 1.0        # LETTER's alpha; best of 0.02-2.0 on Games (bench/QUALITY.md)
     # collision handling
     uniform_mapping: bool = True
     sinkhorn_epsilon: float = 0.003
     sinkhorn_iters: int = 50
+
+    def __post_init__(self):
+        """Checked when the config is built, so a recipe fails before the embeddings are computed."""
+        if self.collaborative_weight < 0:
+            raise DataError(f"codebook.collaborative_weight must be >= 0, got {self.collaborative_weight}")
+        if self.collaborative and self.quantizer != "rqvae":
+            raise DataError(f"codebook.collaborative needs the rqvae quantizer, not {self.quantizer!r} "
+                            "(set codebook.collaborative=null for text-only codes)")
 
     def quantizer_spec(self) -> dict:
         spec = {"kind": self.quantizer, "levels": list(self.levels)}
@@ -94,11 +102,7 @@ def build_codebook(dataset: RecDataset, cfg: CodebookConfig, cache_dir: str | Pa
     embed_seconds = time.perf_counter() - start
 
     collaborative = None
-    if cfg.collaborative_weight < 0:
-        raise DataError(f"codebook.collaborative_weight must be >= 0, got {cfg.collaborative_weight}")
     if cfg.collaborative:
-        if cfg.quantizer != "rqvae":
-            raise DataError(f"codebook.collaborative needs the rqvae quantizer, not {cfg.quantizer!r}")
         collaborative = to_latent_width(load_item_vectors(cfg.collaborative, dataset.num_items), cfg.latent_dim)
 
     torch.manual_seed(cfg.seed)

@@ -33,6 +33,10 @@ def test_every_finetune_recipe_parses(recipe):
 def test_typos_fail_before_any_work():
     with pytest.raises(DataError, match="codebook: unknown key"):
         load_config(RunConfig, RECIPES / "quickstart.yaml", ["codebook.levelz=[4]"]).validate()
+    with pytest.raises(DataError, match="codebook: codebook.collaborative needs the rqvae quantizer"):
+        load_config(RunConfig, RECIPES / "yelp.yaml", ["codebook.quantizer=rqkmeans"]).validate()
+    text_only = ["codebook.quantizer=rqkmeans", "codebook.collaborative=null"]
+    load_config(RunConfig, RECIPES / "yelp.yaml", text_only).validate()
 
 
 TINY = ["data.synthetic.users=150", "baselines=[popularity,markov]", "codebook.quantizer=rqkmeans",

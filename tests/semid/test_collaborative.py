@@ -85,13 +85,8 @@ def test_collaborative_regularisation_groups_co_consumed_items(tmp_path):
     assert purity[1.0] > purity[0.0] + 0.1, purity
 
 
-def test_collaborative_needs_the_rqvae_and_a_sane_weight(tmp_path):
-    np.save(tmp_path / "cf.npy", np.zeros((5, 2), np.float32))
-    inter = pd.DataFrame({"user_id": ["u"] * 5, "item_id": [f"i{k}" for k in range(5)]})
-    dataset = RecDataset.from_records(None, inter, "t")
-    emb = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+def test_collaborative_needs_the_rqvae_and_a_sane_weight():
     with pytest.raises(DataError, match="needs the rqvae quantizer"):
-        build_codebook(dataset, CodebookConfig(quantizer="rqkmeans", levels=(4, 4), collaborative=str(
-            tmp_path / "cf.npy")), embeddings=emb)
+        CodebookConfig(quantizer="rqkmeans", levels=(4, 4), collaborative="cf.npy")
     with pytest.raises(DataError, match="collaborative_weight must be >= 0"):
-        build_codebook(dataset, CodebookConfig(levels=(4, 4), collaborative_weight=-1.0), embeddings=emb)
+        CodebookConfig(levels=(4, 4), collaborative_weight=-1.0)
