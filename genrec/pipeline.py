@@ -126,6 +126,15 @@ class Run:
         log.info("%s: cached", stage)
         return True
 
+    def _max_history(self) -> int:
+        """The history length the split truncates to: the tasks' setting, with TaskConfig's default filled in."""
+        from tasks import TaskConfig
+
+        return TaskConfig(**_tuples(self.cfg.tasks)).max_history
+
+    def _stage_seconds(self, stage: str) -> float | None:
+        return json.loads((self.root / stage / "stage.json").read_text()).get("seconds")
+
     def _record(self, folder: Path, key: str) -> None:
         """Mark a stage done, with its wall time and the process's peak memory so far (what bench/quality reports)."""
         (folder / "stage.json").write_text(json.dumps({
@@ -156,7 +165,7 @@ class Run:
             log.info("sasrec: not needed (not a baseline, not the collaborative source)")
             return
         cfg = SequentialConfig(**self.cfg.sasrec)
-        max_history = self.cfg.tasks.get("max_history", 20)
+        max_history = self._max_history()
         key = _digest(asdict(cfg), max_history, self.hashes["data"])
         if self._cached("sasrec", key, "model.pt"):
             return
@@ -233,7 +242,7 @@ class Run:
         if self._cached("results", key, "metrics.json"):
             return json.loads((folder / "metrics.json").read_text())
         dataset = RecDataset.load(self.root / "data")
-        splits = leave_one_out(dataset, self.cfg.tasks.get("max_history", 20))
+        splits = leave_one_out(dataset, self._max_history())
         model = GenRecModel.from_pretrained(self.root / "model")
         model.decode_options = {"beams": options["beams"], "exact": options["exact"]}
         models = {"genrec": model}
@@ -241,10 +250,10 @@ class Run:
             models["popularity"] = PopularityRecommender(splits.train, dataset.num_items)
         if "markov" in self.cfg.baselines:
             models["markov chain"] = MarkovRecommender(splits.train, dataset.num_items)
-        train_seconds = {"genrec": json.loads((self.root / "model" / "stage.json").read_text()).get("seconds")}
+        train_seconds = {"genrec": self._stage_seconds("model")}
         if "sasrec" in self.cfg.baselines:
             models["sasrec"] = SequentialRecommender.from_pretrained(self.root / "sasrec")
-            train_seconds["sasrec"] = json.loads((self.root / "sasrec" / "stage.json").read_text()).get("seconds")
+            train_seconds["sasrec"] = self._stage_seconds("sasrec")
         results = {name: evaluate(m, dataset, options["split"], splits=splits, users=options.get("users"),
                                   exclude_history=options["exclude_history"]) for name, m in models.items()}
         for name, seconds in train_seconds.items():
