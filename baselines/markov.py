@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.sparse import coo_matrix
 
-from genrec.evaluate import mask_history, top_k
+from genrec.evaluate import item_counts, mask_history, top_k
 
 
 class MarkovRecommender:
@@ -17,7 +17,7 @@ class MarkovRecommender:
         src = np.concatenate([p[0] for p in pairs]) if pairs else np.zeros(0, dtype=np.int64)
         dst = np.concatenate([p[1] for p in pairs]) if pairs else np.zeros(0, dtype=np.int64)
         self.transitions = coo_matrix((np.ones(len(src)), (src, dst)), shape=(num_items, num_items)).tocsr()
-        counts = np.bincount(np.concatenate(train), minlength=num_items) if train else np.zeros(num_items)
+        counts = item_counts(train, num_items)
         self.prior = counts / (counts.max() + 1.0)  # below 1: only breaks ties between transition counts
 
     def recommend(self, histories: list[np.ndarray], k: int, exclude_history: bool = False) -> np.ndarray:

@@ -1,18 +1,22 @@
 """Every baseline by name: train one on a dataset's leave-one-out split, or load a saved one.
 
-Settings are `key=value` overrides: plain keys go to the sequence model (SequentialConfig, or LLMESRConfig),
-`tune.*` to Elephant's behaviour tuning, `knowledge.*` to the knowledge writer.
+Settings: `model` holds the sequence model's (SequentialConfig, or LLMESRConfig for llmesr), checked by
+`model_config` before any work; `tune` is Elephant's behaviour tuning, `knowledge` the knowledge writer's.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from genrec.config import build
 from genrec.data import DataError, RecDataset, Split
 
 from . import METHODS
+from .elephant import BehaviourTuneConfig, train_elephant
+from .knowledge import KnowledgeConfig, KnowledgeRecommender, train_knowledge
+from .llmesr import LLMESRConfig, LLMESRRecommender
 from .sequential import SequentialConfig, SequentialRecommender
 
 
@@ -22,39 +26,40 @@ def item_texts(dataset: RecDataset) -> list[str]:
     return TextTemplate().texts(dataset)
 
 
-def train(method: str, dataset: RecDataset, split: Split, settings: dict,
-          cache_dir: str | Path) -> SequentialRecommender:
-    """A trained baseline; `settings` as parsed from the overrides."""
+def model_config(method: str, settings: dict) -> SequentialConfig:
+    """The method's typed sequence-model settings from `settings` (unknown keys and wrong types fail here)."""
     if method not in METHODS:
         raise DataError(f"unknown baseline {method!r} (available: {', '.join(METHODS)})")
-    settings = dict(settings)
-    tune, knowledge = settings.pop("tune", {}), settings.pop("knowledge", {})
-    if method.startswith("elephant"):
-        from .elephant import BehaviourTuneConfig, train_elephant
+    if method.startswith("elephant") and "hidden" in settings:
+        raise DataError(f"{method}: the SASRec is as wide as the text encoder (384 for MiniLM); drop model.hidden")
+    if method == "llmesr":
+        return build(LLMESRConfig, settings, "model")
+    if method.startswith(("elephant", "knowledge")):
+        return build(SequentialConfig, settings, "model")
+    arch, _, loss = method.partition("-")
+    return build(SequentialConfig, {"arch": arch, "loss": loss or "ce", **settings}, "model")
 
+
+def train(method: str, dataset: RecDataset, split: Split, settings: dict, cache_dir: str | Path,
+          tune: BehaviourTuneConfig | None = None, knowledge: KnowledgeConfig | None = None) -> SequentialRecommender:
+    """A trained baseline: `settings` for its sequence model (see `model_config`), `tune` for Elephant's
+    behaviour tuning, `knowledge` for the knowledge writer."""
+    model_cfg = model_config(method, settings)
+    tune, knowledge = tune or BehaviourTuneConfig(), knowledge or KnowledgeConfig()
+    if method.startswith("elephant"):
         init = {"elephant": "tuned", "elephant-plm": "plm", "elephant-random": "random"}[method]
-        if "hidden" in settings:
-            raise DataError(f"{method}: the SASRec is as wide as the text encoder (384 for MiniLM); drop hidden=")
-        return train_elephant(item_texts(dataset), split, init, build(SequentialConfig, settings, method),
-                              build(BehaviourTuneConfig, tune, f"{method} tune"))
+        return train_elephant(item_texts(dataset), split, init, model_cfg, tune)
+    if method.startswith("knowledge"):
+        if method == "knowledge-frozen":
+            knowledge = replace(knowledge, rounds=0)
+        return train_knowledge(item_texts(dataset), split, knowledge, model_cfg, cache_dir)
     if method == "llmesr":
         from semid.text import EncoderConfig, embed_texts
 
-        from .llmesr import LLMESRConfig, LLMESRRecommender
-
         vectors = embed_texts(item_texts(dataset), EncoderConfig(), cache_dir)
-        model = LLMESRRecommender(dataset.num_items, build(LLMESRConfig, settings, method), vectors)
-    elif method.startswith("knowledge"):
-        from .knowledge import KnowledgeConfig, train_knowledge
-
-        if method == "knowledge-frozen":
-            knowledge = {**knowledge, "rounds": 0}
-        return train_knowledge(item_texts(dataset), split, build(KnowledgeConfig, knowledge, f"{method} knowledge"),
-                               build(SequentialConfig, settings, method), cache_dir)
+        model = LLMESRRecommender(dataset.num_items, model_cfg, vectors)
     else:
-        arch, _, loss = method.partition("-")
-        model = SequentialRecommender(dataset.num_items,
-                                      build(SequentialConfig, {"arch": arch, "loss": loss or "ce", **settings}, method))
+        model = SequentialRecommender(dataset.num_items, model_cfg)
     model.fit(split)
     return model
 
@@ -67,11 +72,7 @@ def load(folder: str | Path) -> SequentialRecommender:
     except (OSError, ValueError) as err:
         raise DataError(f"{folder}: not a saved baseline ({err})") from None
     if method == "llmesr":
-        from .llmesr import LLMESRRecommender
-
         return LLMESRRecommender.from_pretrained(folder)
     if method.startswith("knowledge"):
-        from .knowledge import KnowledgeRecommender
-
         return KnowledgeRecommender.from_pretrained(folder)
     return SequentialRecommender.from_pretrained(folder)

@@ -18,8 +18,10 @@ import resource
 import time
 from pathlib import Path
 
+from baselines.elephant import BehaviourTuneConfig
+from baselines.knowledge import KnowledgeConfig
 from baselines.methods import train
-from genrec.config import apply_overrides
+from genrec.config import apply_overrides, build
 from genrec.data import leave_one_out, load_format
 from genrec.evaluate import TABLE_KEYS, PopularityRecommender, evaluate, metrics_table, plot_groups
 
@@ -47,7 +49,10 @@ def main() -> None:
         if method in results:
             continue
         started = time.perf_counter()
-        model = train(method, dataset, split, apply_overrides({}, args.set), Path(args.cache) / dataset.name)
+        settings = apply_overrides({}, args.set)
+        tune = build(BehaviourTuneConfig, settings.pop("tune", {}), "tune")
+        knowledge = build(KnowledgeConfig, settings.pop("knowledge", {}), "knowledge")
+        model = train(method, dataset, split, settings, Path(args.cache) / dataset.name, tune, knowledge)
         seconds = time.perf_counter() - started
         if args.save:
             model.save_pretrained(Path(args.save) / method)

@@ -27,7 +27,7 @@ import torch
 from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM
 
 from genrec.decode import CodeTrie, FullCodeSpace, beam_search, prefix_allowed_tokens_fn
-from genrec.model import load_pretrained
+from genrec.sources import load_pretrained
 
 LEVELS = [256, 256, 256]
 

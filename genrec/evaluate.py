@@ -12,12 +12,13 @@ up 20% of all training interactions; a user is in the tail-item group when their
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from .data import EvalSet, RecDataset, Split, leave_one_out
+from .data import MAX_HISTORY, DataError, EvalSet, RecDataset, Split, leave_one_out
 
 KS = (1, 5, 10, 20)
 TABLE_KEYS = ("recall@5", "recall@10", "recall@20", "ndcg@5", "ndcg@10", "ndcg@20")
@@ -74,11 +75,16 @@ def mask_history(scores: np.ndarray, histories: list[np.ndarray]) -> np.ndarray:
     return scores
 
 
+def item_counts(train: list[np.ndarray], num_items: int) -> np.ndarray:
+    """Training interactions per item (int64), the popularity every recommender and group definition uses."""
+    return np.bincount(np.concatenate(train), minlength=num_items) if train else np.zeros(num_items, np.int64)
+
+
 class PopularityRecommender:
     """Ranks every item by its number of training interactions, whatever the history."""
 
     def __init__(self, train: list[np.ndarray], num_items: int):
-        counts = np.bincount(np.concatenate(train), minlength=num_items) if train else np.zeros(num_items)
+        counts = item_counts(train, num_items)
         self.counts = counts.astype(np.float64)
         self.order = np.lexsort((np.arange(num_items), -counts))
 
@@ -90,7 +96,7 @@ class PopularityRecommender:
 
 def tail_items(train: list[np.ndarray], num_items: int, share: float = TAIL_SHARE) -> np.ndarray:
     """Bool per item: the least popular items that together hold `share` of the training interactions."""
-    counts = np.bincount(np.concatenate(train), minlength=num_items) if train else np.zeros(num_items, int)
+    counts = item_counts(train, num_items)
     order = np.lexsort((np.arange(num_items), counts))  # least popular first, ties by id
     cumulative = np.cumsum(counts[order])
     tail = np.zeros(num_items, dtype=bool)
@@ -131,7 +137,24 @@ def sample_users(users: EvalSet, count: int | None, seed: int = 0) -> EvalSet:
     return EvalSet(users.users[pick], [users.histories[i] for i in pick], users.targets[pick])
 
 
-def evaluate(recommender: Recommender, dataset: RecDataset, split: str = "test", max_history: int = 20,
+@dataclass
+class EvalOptions:
+    """How a model is evaluated: `genrec evaluate`'s flags and a recipe's `evaluate:` section."""
+
+    split: Literal["valid", "test"] = "test"  # the held-out item ranked: validation or test
+    beams: int = 20                # beam width of genrec's constrained search (at least the depth, 20)
+    exact: bool = False            # genrec: the provably best 20 items (best-first search) instead of beams
+    users: int | None = None       # a seeded random sample of this many users (quick checks)
+    exclude_history: bool = False  # never recommend an item of the user's history (data without repeats)
+
+    def __post_init__(self):
+        if self.beams < 1:
+            raise DataError(f"evaluate.beams must be at least 1, not {self.beams}")
+        if self.users is not None and self.users < 1:
+            raise DataError(f"evaluate.users must be at least 1 (or null for all), not {self.users}")
+
+
+def evaluate(recommender: Recommender, dataset: RecDataset, split: str = "test", max_history: int = MAX_HISTORY,
              batch_size: int = 256, splits: Split | None = None, users: int | None = None,
              exclude_history: bool = False) -> dict:
     """Leave-one-out evaluation of any Recommender: overall metrics and the same per user / item group;

@@ -12,6 +12,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import datasets
 import numpy as np
@@ -21,12 +22,14 @@ from transformers import EarlyStoppingCallback, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
 from semid.tokenizer import SemanticIdTokenizer
+from tasks.rows import as_chat
 
 from .data import DataError, RecDataset
 from .evaluate import ranking_metrics
 from .model import BackboneConfig, GenRecModel
 
 log = logging.getLogger("genrec.finetune")
+TRACKERS = ("none", "tensorboard", "wandb", "trackio")
 
 
 @dataclass
@@ -36,33 +39,48 @@ class FinetuneConfig:
     sft: str = ""                  # SFT data folder (genrec tasks build)
     out: str = ""                  # where the finetuned model goes
     backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(scratch={}))
-    epochs: float = 3.0
-    max_steps: int = -1
+    epochs: float = 3.0            # passes over the training rows (max_steps wins when set)
+    max_steps: int = -1            # stop after this many optimiser steps (-1: by epochs)
     learning_rate: float = 1e-3
-    batch_size: int = 64
-    grad_accum: int = 1
-    max_length: int = 256
+    batch_size: int = 64           # rows per device and step
+    grad_accum: int = 1            # gradient accumulation steps
+    max_length: int = 256          # tokens per row; longer rows are cut
     warmup: float = 0.05           # fraction of steps
     weight_decay: float = 0.0
-    eval_steps: int = 500
+    eval_steps: int = 500          # steps between validation rankings (and checkpoints)
     eval_users: int = 500          # validation users ranked at each evaluation
-    eval_beams: int = 20
+    eval_beams: int = 20           # beam width of the validation ranking
     patience: int = 4              # evaluations without a better NDCG@10 before stopping
     logging_steps: int = 50
     seed: int = 0
-    bf16: bool = False
+    bf16: bool = False             # bfloat16 mixed precision (GPUs)
     gradient_checkpointing: bool = False
-    history_head: str = "codes"    # history-loss targets scored over the code tokens ("codes") or all ("full")
-    resume: bool = False
+    history_head: Literal["codes", "full"] = "codes"  # history-loss targets scored over the code tokens or all
+    report_to: str | list[str] = "none"  # experiment tracking: none, tensorboard, wandb, trackio (or a list)
+    run_name: str | None = None    # the run's name in the tracker (default: the output folder's name)
+    resume: bool = False           # continue from the newest checkpoint under OUT/checkpoints
 
     def __post_init__(self):
         if isinstance(self.backbone, dict):
             self.backbone = BackboneConfig(**self.backbone)
         if self.history_head not in ("codes", "full"):
             raise DataError(f"finetune.history_head must be 'codes' or 'full', not {self.history_head!r}")
+        trackers = [self.report_to] if isinstance(self.report_to, str) else list(self.report_to)
+        unknown = sorted(set(trackers) - set(TRACKERS))
+        if unknown:
+            raise DataError(f"finetune.report_to: unknown {', '.join(unknown)} (choose from {', '.join(TRACKERS)})")
+        for name in ("learning_rate", "batch_size", "grad_accum", "eval_steps", "eval_users", "eval_beams",
+                     "max_length", "logging_steps"):
+            if getattr(self, name) <= 0:
+                raise DataError(f"finetune.{name} must be positive, not {getattr(self, name)}")
+        if self.max_steps == 0 or self.max_steps < -1 or (self.max_steps == -1 and self.epochs <= 0):
+            raise DataError(f"finetune: max_steps {self.max_steps} with epochs {self.epochs} trains nothing")
+        if not 0 <= self.warmup < 1 or self.weight_decay < 0:
+            raise DataError("finetune.warmup must be in [0, 1) and finetune.weight_decay >= 0")
 
 
-def check_inputs(cfg: FinetuneConfig) -> tuple[RecDataset, SemanticIdTokenizer, datasets.DatasetDict]:
+def check_inputs(cfg: FinetuneConfig) -> tuple[RecDataset, SemanticIdTokenizer, datasets.DatasetDict, dict]:
+    """The dataset, semantic IDs and SFT data, checked to belong together; plus the SFT data's tasks.json."""
     for name in ("data", "semid", "sft", "out"):
         if not getattr(cfg, name):
             raise DataError(f"finetune needs `{name}` (a folder)")
@@ -72,18 +90,12 @@ def check_inputs(cfg: FinetuneConfig) -> tuple[RecDataset, SemanticIdTokenizer, 
     info_path = Path(cfg.sft) / "tasks.json"
     if not info_path.is_file():
         raise DataError(f"{cfg.sft}: no tasks.json; build the SFT data with `genrec tasks build`")
-    recorded = json.loads(info_path.read_text()).get("semid_fingerprint")
+    info = json.loads(info_path.read_text())
+    recorded = info.get("semid_fingerprint")
     if recorded != semid.fingerprint():
         raise DataError(f"{cfg.sft} was built with other semantic IDs (fingerprint {recorded}) than {cfg.semid} "
                         f"({semid.fingerprint()}); rebuild the SFT data")
-    return dataset, semid, datasets.load_from_disk(cfg.sft)
-
-
-def _as_chat(rows: datasets.Dataset) -> datasets.Dataset:
-    if rows.num_rows == 0 or isinstance(rows[0]["prompt"], list):
-        return rows
-    return rows.map(lambda r: {"prompt": [{"role": "user", "content": r["prompt"]}],
-                               "completion": [{"role": "assistant", "content": r["completion"]}]})
+    return dataset, semid, datasets.load_from_disk(cfg.sft), info
 
 
 def completion_loss(model, inputs: dict, num_items_in_batch=None,
@@ -216,7 +228,7 @@ def plot_curves(log_path: Path, out: Path, best_step: int | None = None) -> None
 
 def finetune(cfg: FinetuneConfig) -> dict:
     """Train, keep the best checkpoint by validation NDCG@10, save a GenRecModel to `cfg.out`."""
-    dataset, semid, sft = check_inputs(cfg)
+    dataset, semid, sft, sft_info = check_inputs(cfg)
     out = Path(cfg.out)
     checkpoints = out / "checkpoints"
     if cfg.resume and not any(checkpoints.glob("checkpoint-*")):
@@ -224,10 +236,10 @@ def finetune(cfg: FinetuneConfig) -> dict:
     history_loss = "history_loss" in sft["train"].column_names and any(sft["train"]["history_loss"])
     train = sft["train"].select_columns(["prompt", "completion", *(["history_loss"] if history_loss else [])])
     texts = [t for t in list(train["prompt"]) + list(train["completion"]) if isinstance(t, str)]
-    genrec = GenRecModel.create(cfg.backbone, semid, texts=texts, seed=cfg.seed)
+    genrec = GenRecModel.create(cfg.backbone, semid, texts=texts, seed=cfg.seed, prompts=sft_info.get("eval_prompts"))
     genrec.titles = dict(zip(dataset.items["item_id"], dataset.titles()))
-    if cfg.backbone.chat:
-        train = _as_chat(train)
+    if cfg.backbone.chat and train.num_rows and isinstance(train[0]["prompt"], str):
+        train = train.map(as_chat)
     valid = sft["valid"]
     if valid.num_rows > cfg.eval_users:
         valid = valid.shuffle(seed=cfg.seed).select(range(cfg.eval_users))
@@ -237,8 +249,9 @@ def finetune(cfg: FinetuneConfig) -> dict:
         learning_rate=cfg.learning_rate, lr_scheduler_type="cosine", warmup_steps=cfg.warmup,
         weight_decay=cfg.weight_decay, logging_steps=cfg.logging_steps, eval_strategy="steps",
         eval_steps=cfg.eval_steps, save_strategy="steps", save_steps=cfg.eval_steps, save_total_limit=2,
-        load_best_model_at_end=True, metric_for_best_model="ndcg@10", greater_is_better=True, report_to="none",
-        seed=cfg.seed, data_seed=cfg.seed, bf16=cfg.bf16, gradient_checkpointing=cfg.gradient_checkpointing,
+        load_best_model_at_end=True, metric_for_best_model="ndcg@10", greater_is_better=True,
+        report_to=cfg.report_to, run_name=cfg.run_name or out.name, dataloader_pin_memory=torch.cuda.is_available(),
+        seed=cfg.seed, data_seed=cfg.seed, bf16=cfg.bf16, activation_checkpointing=cfg.gradient_checkpointing,
         completion_only_loss=True, max_length=cfg.max_length, dataloader_num_workers=0, disable_tqdm=False,
     )
     out.mkdir(parents=True, exist_ok=True)

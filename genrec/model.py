@@ -28,7 +28,7 @@ from tasks import templates
 
 from .data import DataError
 from .decode import CodeTrie, beam_search, exact_topk
-from .sources import offline_hint, resolve
+from .sources import load_pretrained
 
 log = logging.getLogger("genrec.model")
 
@@ -145,28 +145,6 @@ def add_residual_dropout(model, p: float) -> None:
         layer.mlp.register_forward_hook(drop)
 
 
-def load_pretrained(name: str):
-    """(model, tokenizer) from a hub name, a folder or a GGUF file, offline copies first."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    path, gguf = resolve(name)
-    if path.endswith(".gguf"):
-        path, gguf = str(Path(path).parent), Path(path).name
-    kwargs = {"gguf_file": gguf} if gguf else {}
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kwargs)
-    except (OSError, ValueError) as err:
-        raise DataError(offline_hint(name) + f" ({type(err).__name__}: {str(err)[:200]})") from None
-    if gguf:  # a GGUF-loaded model cannot save_pretrained: move its weights into a plain model
-        plain = AutoModelForCausalLM.from_config(model.config, dtype=torch.float32)
-        plain.load_state_dict(model.state_dict())
-        model = plain
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
-
-
 def add_code_tokens(model, tokenizer, semid: SemanticIdTokenizer) -> list[int]:
     """Add every code token; resize the embeddings to max(len(tokenizer), current rows) (Qwen pads its
     vocabulary beyond the tokenizer); returns the code tokens' ids."""
@@ -210,8 +188,12 @@ class GenRecModel:
 
     @classmethod
     def create(cls, backbone: BackboneConfig, semid: SemanticIdTokenizer, texts: list[str] | None = None,
-               seed: int = 0) -> GenRecModel:
-        """A fresh model for `semid`: scratch (word vocabulary from `texts`) or pretrained + code tokens."""
+               seed: int = 0, prompts: dict[str, str] | None = None) -> GenRecModel:
+        """A fresh model for `semid`: scratch (word vocabulary from `texts`) or pretrained + code tokens.
+
+        `prompts` are the templates the model is asked with at inference (`seqrec`: the next-item prompt, with a
+        `{history}` field); they are saved with the model, so later edits of tasks/templates.py cannot change
+        what a trained model is given. Default: the templates of this genrec's tasks."""
         if backbone.scratch is not None:
             tokenizer = build_word_tokenizer(texts or [], semid)
             model = build_scratch_model(backbone.scratch, tokenizer, seed)
@@ -222,7 +204,8 @@ class GenRecModel:
             if backbone.lora is not None:
                 model = apply_lora(model, backbone.lora, ids)
         tokenizer.padding_side = "left"
-        return cls(model, tokenizer, semid, backbone, {"semid_fingerprint": semid.fingerprint()})
+        prompts = prompts or templates.eval_prompts()
+        return cls(model, tokenizer, semid, backbone, {"semid_fingerprint": semid.fingerprint(), "prompts": prompts})
 
     @property
     def is_peft(self) -> bool:
@@ -247,6 +230,9 @@ class GenRecModel:
         if not (folder / CONFIG_FILE).is_file():
             raise DataError(f"{folder}: no {CONFIG_FILE}; not a model saved by genrec")
         info = json.loads((folder / CONFIG_FILE).read_text())
+        if "{history}" not in info.get("prompts", {}).get("seqrec", ""):
+            raise DataError(f"{folder}/{CONFIG_FILE}: no `prompts.seqrec` template with a {{history}} field (a model "
+                            "saved by an older genrec); finetune it again")
         weights = ["adapter_model.safetensors"] if info.get("peft") else ["model.safetensors"]
         missing = [f for f in ["tokenizer.json", "semid/config.json", *weights] if not (folder / f).is_file()]
         if missing and not (not info.get("peft") and list(folder.glob("model-*.safetensors"))):
@@ -289,9 +275,10 @@ class GenRecModel:
         return self._trie if candidates is None else self._trie.restrict(candidates)
 
     def history_prompt(self, history: np.ndarray) -> str:
-        """The fixed (template 0) next-item prompt, as validation and test rows use."""
+        """The next-item prompt the model was trained to answer (its saved `seqrec` template), as validation
+        and test rows use."""
         tokens = ", ".join(self.semid.item_to_tokens(int(i)) for i in history)
-        return templates.SEQREC[0].format(history=tokens)
+        return self.info["prompts"]["seqrec"].format(history=tokens)
 
     @torch.no_grad()
     def recommend_prompts(self, prompts: list, k: int = 10, beams: int | None = None, exact: bool = False,

@@ -19,82 +19,56 @@ import resource
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
-import numpy as np
+from baselines.markov import MarkovRecommender
+from baselines.sequential import SequentialConfig, SequentialRecommender
+from semid.codebook import CodebookConfig, build_codebook, save_codebook
+from semid.tokenizer import SemanticIdTokenizer
+from tasks import TaskConfig, build_sft, save_sft
 
-from .data import DataError, RecDataset, SyntheticConfig, leave_one_out, load_format, make_synthetic, preprocess
-from .data.io import atomic_folder
-from .evaluate import TABLE_KEYS, PopularityRecommender, evaluate, metrics_table, plot_groups
+from .atomic import atomic_folder
+from .config import build
+from .data import DataConfig, DataError, RecDataset, leave_one_out, load_dataset
+from .evaluate import TABLE_KEYS, EvalOptions, PopularityRecommender, evaluate, metrics_table, plot_groups
+from .finetune import FinetuneConfig, finetune
+from .model import GenRecModel
 
 log = logging.getLogger("genrec.pipeline")
 STAGES = ("data", "sasrec", "semid", "sft", "model", "results")
 OWN_SASREC = "sasrec"  # codebook.collaborative value: the item table of the run's own SASRec stage
-EVALUATE_KEYS = ("split", "beams", "exact", "users", "exclude_history")
-
-
-@dataclass
-class DataStage:
-    format: str = "synthetic"          # synthetic, or a `genrec data prepare` format
-    path: str | None = None
-    item_text: str | None = None
-    kcore: int = 0
-    dedup: bool = False
-    synthetic: dict = field(default_factory=dict)  # SyntheticConfig fields
+BASELINES = ("popularity", "markov", "sasrec")
 
 
 @dataclass
 class RunConfig:
-    name: str = "run"
-    run_dir: str | None = None         # default: runs/<name>
-    data: dict = field(default_factory=dict)
-    codebook: dict = field(default_factory=dict)   # CodebookConfig fields, or {reference_codes: true}
-    tasks: dict = field(default_factory=dict)      # TaskConfig fields
-    finetune: dict = field(default_factory=dict)   # FinetuneConfig fields except the folders
-    evaluate: dict = field(default_factory=dict)   # split, beams, exact, users (a seeded sample), exclude_history
-    baselines: list[str] = field(default_factory=lambda: ["popularity", "markov", "sasrec"])
-    sasrec: dict = field(default_factory=dict)     # SequentialConfig fields of the run's SASRec
+    name: str = "run"              # the run's folder under runs/ (a plain name)
+    run_dir: str | None = None     # an explicit run folder instead of runs/<name>
+    data: DataConfig = field(default_factory=DataConfig)
+    codebook: CodebookConfig = field(default_factory=CodebookConfig)
+    tasks: TaskConfig = field(default_factory=TaskConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)  # its folders are the run's
+    evaluate: EvalOptions = field(default_factory=EvalOptions)
+    baselines: tuple[Literal[BASELINES], ...] = BASELINES  # rows beside genrec in the results
+    sasrec: SequentialConfig = field(default_factory=SequentialConfig)  # the run's SASRec (baseline, collaborative)
+
+    def __post_init__(self):
+        """Every section is typed and checked when the recipe is read, before any work starts."""
+        for section, cls in (("data", DataConfig), ("codebook", CodebookConfig), ("tasks", TaskConfig),
+                             ("finetune", FinetuneConfig), ("evaluate", EvalOptions), ("sasrec", SequentialConfig)):
+            setattr(self, section, build(cls, getattr(self, section), section))
+        self.baselines = tuple(self.baselines)
+        folders = [name for name in ("data", "semid", "sft", "out") if getattr(self.finetune, name)]
+        if folders:
+            raise DataError(f"finetune.{folders[0]}: a run sets the finetune folders itself; remove it from the recipe")
+        if not self.name or Path(self.name).name != self.name or self.name in (".", ".."):
+            raise DataError(f"name: {self.name!r} must be a plain folder name (use run_dir for a path)")
 
     def needs_sasrec(self) -> bool:
-        return "sasrec" in self.baselines or self.codebook.get("collaborative") == OWN_SASREC
+        return "sasrec" in self.baselines or self.codebook.collaborative == OWN_SASREC
 
     def folder(self) -> Path:
         return Path(self.run_dir or f"runs/{self.name}")
-
-    def validate(self) -> None:
-        """Build every section's config now, so a typo fails before hours of work, naming the section."""
-        from baselines.sequential import SequentialConfig
-        from semid.codebook import CodebookConfig
-        from tasks import TaskConfig
-
-        from .config import build
-        from .finetune import FinetuneConfig
-
-        build(DataStage, self.data, "data")
-        if not self.codebook.get("reference_codes"):
-            build(CodebookConfig, _codebook_fields(self.codebook), "codebook")
-        build(TaskConfig, _tuples(self.tasks), "tasks")
-        build(FinetuneConfig, self.finetune, "finetune")
-        build(SequentialConfig, self.sasrec, "sasrec")
-        unknown = set(self.evaluate) - set(EVALUATE_KEYS)
-        if unknown:
-            raise DataError(f"evaluate: unknown key(s) {', '.join(sorted(unknown))} "
-                            f"(known: {', '.join(EVALUATE_KEYS)})")
-        unknown = set(self.baselines) - {"popularity", "markov", "sasrec"}
-        if unknown:
-            raise DataError(f"baselines: unknown {', '.join(sorted(unknown))} (available: popularity, markov, sasrec)")
-
-
-def _tuples(section: dict) -> dict:
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in section.items()}
-
-
-def _codebook_fields(section: dict) -> dict:
-    from semid.rqvae import RQVAETrainConfig
-
-    fields = _tuples({k: v for k, v in section.items() if k != "train"})
-    if "train" in section:
-        fields["train"] = RQVAETrainConfig(**section["train"])
-    return fields
 
 
 def _digest(*parts) -> str:
@@ -110,7 +84,6 @@ def _content_digest(path: str) -> str | None:
 
 class Run:
     def __init__(self, cfg: RunConfig):
-        cfg.validate()
         self.cfg, self.root = cfg, cfg.folder()
         self.hashes: dict[str, str] = {}
         self.stage_started = time.perf_counter()
@@ -126,12 +99,6 @@ class Run:
         log.info("%s: cached", stage)
         return True
 
-    def _max_history(self) -> int:
-        """The history length the split truncates to: the tasks' setting, with TaskConfig's default filled in."""
-        from tasks import TaskConfig
-
-        return TaskConfig(**_tuples(self.cfg.tasks)).max_history
-
     def _stage_seconds(self, stage: str) -> float | None:
         return json.loads((self.root / stage / "stage.json").read_text()).get("seconds")
 
@@ -142,30 +109,20 @@ class Run:
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
 
     def stage_data(self) -> None:
-        section = DataStage(**self.cfg.data)
-        key = _digest(asdict(section))
+        key = _digest(asdict(self.cfg.data))
         if self._cached("data", key, "dataset.json"):
             return
-        if section.format == "synthetic":
-            dataset = make_synthetic(SyntheticConfig(**section.synthetic))
-        else:
-            if not section.path:
-                raise DataError("data: `path` is required for a real format")
-            dataset = load_format(section.format, section.path, section.item_text)
-        dataset = preprocess(dataset, kcore_k=section.kcore, dedup=section.dedup)
-        dataset.save(self.root / "data")
+        load_dataset(self.cfg.data).save(self.root / "data")
         self._record(self.root / "data", key)
 
     def stage_sasrec(self) -> None:
         """Train the run's SASRec (full-softmax cross-entropy, early stopping on validation NDCG@10)."""
-        from baselines.sequential import SequentialConfig, SequentialRecommender
-
         if not self.cfg.needs_sasrec():
             self.hashes["sasrec"] = None
             log.info("sasrec: not needed (not a baseline, not the collaborative source)")
             return
-        cfg = SequentialConfig(**self.cfg.sasrec)
-        max_history = self._max_history()
+        cfg = self.cfg.sasrec
+        max_history = self.cfg.tasks.max_history
         key = _digest(asdict(cfg), max_history, self.hashes["data"])
         if self._cached("sasrec", key, "model.pt"):
             return
@@ -177,32 +134,20 @@ class Run:
             self._record(tmp, key)
 
     def stage_semid(self) -> None:
-        from semid.codebook import CodebookConfig, build_codebook, plot_usage
-
-        section = self.cfg.codebook
-        cfg = None if section.get("reference_codes") else CodebookConfig(**_codebook_fields(section))
-        if cfg and cfg.collaborative == OWN_SASREC:
+        cfg = self.cfg.codebook
+        if cfg.collaborative == OWN_SASREC:
             cfg = replace(cfg, collaborative=str(self.root / "sasrec"))
-        key = _digest(asdict(cfg) if cfg else section, self.hashes["data"],
-                      _content_digest(cfg.collaborative) if cfg and cfg.collaborative else None)
+        key = _digest(asdict(cfg), self.hashes["data"],
+                      _content_digest(cfg.collaborative) if cfg.collaborative else None)
         if self._cached("semid", key, "codes.json"):
             return
         dataset = RecDataset.load(self.root / "data")
-        if cfg is None:
-            tokenizer, stats = reference_tokenizer(dataset)
-        else:
-            tokenizer, stats = build_codebook(dataset, cfg, cache_dir=self.root / "embeddings")
-        with atomic_folder(self.root / "semid") as tmp:
-            tokenizer.save_pretrained(tmp)
-            (tmp / "stats.json").write_text(json.dumps(stats, indent=2, default=str))
-            plot_usage(tokenizer.codes, tokenizer.level_sizes, tmp / "code_usage.png")
-            self._record(tmp, key)
+        tokenizer, stats = build_codebook(dataset, cfg, cache_dir=self.root / "embeddings")
+        save_codebook(tokenizer, stats, self.root / "semid")
+        self._record(self.root / "semid", key)
 
     def stage_sft(self) -> None:
-        from semid.tokenizer import SemanticIdTokenizer
-        from tasks import TaskConfig, build_sft, save_sft
-
-        cfg = TaskConfig(**_tuples(self.cfg.tasks))
+        cfg = self.cfg.tasks
         key = _digest(asdict(cfg), self.hashes["semid"])
         if self._cached("sft", key, "tasks.json"):
             return
@@ -211,9 +156,7 @@ class Run:
         self._record(self.root / "sft", key)
 
     def stage_model(self) -> None:
-        from .finetune import FinetuneConfig, finetune
-
-        settings = FinetuneConfig(**self.cfg.finetune)
+        settings = self.cfg.finetune
         key = _digest(asdict(settings), self.hashes["sft"])
         folder = self.root / "model"
         if self._cached("model", key, "genrec.json"):
@@ -231,18 +174,13 @@ class Run:
         self._record(folder, key)
 
     def stage_results(self) -> dict:
-        from baselines.markov import MarkovRecommender
-        from baselines.sequential import SequentialRecommender
-
-        from .model import GenRecModel
-
-        options = {"split": "test", "beams": 20, "exact": False, "exclude_history": False, **self.cfg.evaluate}
+        options = asdict(self.cfg.evaluate)
         key = _digest(options, self.cfg.baselines, self.hashes["model"], self.hashes["sasrec"])
         folder = self.root / "results"
         if self._cached("results", key, "metrics.json"):
             return json.loads((folder / "metrics.json").read_text())
         dataset = RecDataset.load(self.root / "data")
-        splits = leave_one_out(dataset, self._max_history())
+        splits = leave_one_out(dataset, self.cfg.tasks.max_history)
         model = GenRecModel.from_pretrained(self.root / "model")
         model.decode_options = {"beams": options["beams"], "exact": options["exact"]}
         models = {"genrec": model}
@@ -254,14 +192,14 @@ class Run:
         if "sasrec" in self.cfg.baselines:
             models["sasrec"] = SequentialRecommender.from_pretrained(self.root / "sasrec")
             train_seconds["sasrec"] = self._stage_seconds("sasrec")
-        results = {name: evaluate(m, dataset, options["split"], splits=splits, users=options.get("users"),
+        results = {name: evaluate(m, dataset, options["split"], splits=splits, users=options["users"],
                                   exclude_history=options["exclude_history"]) for name, m in models.items()}
         for name, seconds in train_seconds.items():
             results[name]["train_seconds"] = seconds
         table = metrics_table(results, TABLE_KEYS)
         with atomic_folder(folder) as tmp:
             (tmp / "metrics.json").write_text(json.dumps(results, indent=2))
-            sample = f", a random sample of {options['users']} users" if options.get("users") else ""
+            sample = f", a random sample of {options['users']} users" if options["users"] else ""
             sample += ", seen items excluded" if options["exclude_history"] else ""
             (tmp / "metrics.md").write_text(f"{self.cfg.name}, {options['split']} split{sample}\n\n{table}\n")
             plot_groups(results, tmp / "metrics.png", title=f"{self.cfg.name}, {options['split']} split{sample}")
@@ -278,24 +216,3 @@ class Run:
         log.info("== results ==")
         self.stage_started = time.perf_counter()
         return self.stage_results()
-
-
-def reference_tokenizer(dataset: RecDataset):
-    """Semantic IDs from a dataset's released codes (`reference_codes`, e.g. LC-Rec's index.json), with the
-    collisions they contain resolved by our uniqueness step (moved to free last-level codes)."""
-    from semid.collisions import collision_rate, make_unique
-    from semid.tokenizer import SemanticIdTokenizer
-
-    if "reference_codes" not in dataset.items or not all(len(c) for c in dataset.items["reference_codes"]):
-        raise DataError(f"{dataset.name}: not every item has reference codes (LC-Rec's X.index.json)")
-    rows = [[int(token.split("_")[1].rstrip(">")) for token in codes] for codes in dataset.items["reference_codes"]]
-    codes = np.asarray(rows, dtype=np.int64)
-    sizes = [int(v) + 1 for v in codes.max(axis=0)]
-    keep_own = np.ones((len(codes), sizes[-1]))  # cost 0 for an item's own last code: move as few as possible
-    keep_own[np.arange(len(codes)), codes[:, -1]] = 0.0
-    unique = make_unique(codes, keep_own)
-    sizes += [int(unique[:, -1].max()) + 1] if unique.shape[1] > codes.shape[1] else []
-    tokenizer = SemanticIdTokenizer(unique, list(dataset.items["item_id"]), sizes, None, {"source": "reference"})
-    stats = {"items": len(codes), "collision_rate_before": collision_rate(codes), "collision_rate": 0.0,
-             "items_moved": int((unique[:, : codes.shape[1]] != codes).any(axis=1).sum()), "level_sizes": sizes}
-    return tokenizer, stats

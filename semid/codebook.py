@@ -2,50 +2,59 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
 
-from genrec.data import DataError, RecDataset
+from genrec.atomic import atomic_folder
+from genrec.errors import DataError
 
 from .collaborative import load_item_vectors, to_latent_width, transition_prefix_share
 from .collisions import collision_rate, make_unique, uniform_mapping
+from .quantizers import build_quantizer
 from .residual import residual_assign
-from .rqkmeans import ResidualKMeans
-from .rqvae import RQVAE, RQVAETrainConfig
+from .rqvae import RQVAETrainConfig
 from .text import DEFAULT_FIELDS, EncoderConfig, TextTemplate, check_embeddings, embed_texts
 from .tokenizer import SemanticIdTokenizer
+
+if TYPE_CHECKING:  # a dataset is only read here; importing genrec.data would load pandas for nothing
+    from genrec.data import RecDataset
 
 log = logging.getLogger("genrec.semid")
 
 
 @dataclass
 class CodebookConfig:
-    quantizer: str = "rqvae"                 # or "rqkmeans"
-    levels: tuple[int, ...] = (256, 256, 256)
+    quantizer: Literal["rqvae", "rqkmeans"] = "rqvae"  # RQ-VAE, or training-free residual k-means
+    levels: tuple[int, ...] = (256, 256, 256)  # codebook size per level (one code per level)
     seed: int = 0
-    fields: tuple[str, ...] = DEFAULT_FIELDS
-    missing_text: str = "placeholder"        # or "error"
-    encoder: str = "sentence-transformers/all-MiniLM-L6-v2"
-    encoder_kind: str = "sentence-transformers"
+    fields: tuple[str, ...] = DEFAULT_FIELDS  # item fields in the embedded text
+    missing_text: Literal["placeholder", "error"] = "placeholder"  # items without text: their id stands in, or fail
+    encoder: str = "sentence-transformers/all-MiniLM-L6-v2"  # text encoder (hub name, folder, or alias)
+    # mean-pool: any transformers model, masked mean of the last layer (as LC-Rec embeds with LLaMA)
+    encoder_kind: Literal["sentence-transformers", "mean-pool"] = "sentence-transformers"
     # RQ-VAE
-    hidden: tuple[int, ...] = (512, 256, 128)
-    latent_dim: int = 32
+    hidden: tuple[int, ...] = (512, 256, 128)  # encoder MLP widths (the decoder mirrors them)
+    latent_dim: int = 32                     # width of the quantized latent
     commitment_weight: float = 0.25
-    dead_code_threshold: float = 2.0
-    kmeans_iters: int = 20
-    train: RQVAETrainConfig = field(default_factory=RQVAETrainConfig)
+    dead_code_threshold: float = 2.0         # codes used fewer times per batch are re-seeded
+    kmeans_iters: int = 20                   # k-means iterations of the codebook initialisation
+    train: RQVAETrainConfig = field(default_factory=RQVAETrainConfig)  # epochs, batch size, learning rate, ...
     # LETTER's collaborative regularisation (rqvae only): item vectors of a trained sequential model
     collaborative: str | None = None         # a .npy (items, d) or a saved baseline folder; `sasrec` in genrec run
     collaborative_weight: float = 1.0        # LETTER's alpha; best of 0.02-2.0 on Games (bench/QUALITY.md)
     # collision handling
-    uniform_mapping: bool = True
+    uniform_mapping: bool = True             # LC-Rec's Sinkhorn step on the last level before the uniqueness step
     sinkhorn_epsilon: float = 0.003
     sinkhorn_iters: int = 50
+    # released codes instead of a quantizer (e.g. LC-Rec's Instruments index.json, read by the lcrec format)
+    reference_codes: bool = False
 
     def __post_init__(self):
         """Checked when the config is built, so a recipe fails before the embeddings are computed."""
@@ -64,17 +73,6 @@ class CodebookConfig:
         return spec
 
 
-def build_quantizer(spec: dict, dim: int):
-    kind = spec["kind"]
-    if kind == "rqvae":
-        return RQVAE(dim=dim, levels=tuple(spec["levels"]), hidden=tuple(spec["hidden"]), latent_dim=spec["latent_dim"],
-                     commitment_weight=spec["commitment_weight"], dead_code_threshold=spec["dead_code_threshold"],
-                     kmeans_iters=spec["kmeans_iters"])
-    if kind == "rqkmeans":
-        return ResidualKMeans(dim=dim, levels=tuple(spec["levels"]))
-    raise DataError(f"unknown quantizer {kind!r}; use 'rqvae' or 'rqkmeans'")
-
-
 def level_stats(codes: np.ndarray, level_sizes: list[int]) -> tuple[list[float], list[float]]:
     """Per level: share of codes used, and perplexity (exp of the entropy of code frequencies)."""
     usage, perplexity = [], []
@@ -89,6 +87,8 @@ def level_stats(codes: np.ndarray, level_sizes: list[int]) -> tuple[list[float],
 def build_codebook(dataset: RecDataset, cfg: CodebookConfig, cache_dir: str | Path | None = None,
                    embeddings: np.ndarray | None = None) -> tuple[SemanticIdTokenizer, dict]:
     """Semantic IDs for every item of `dataset`, unique, with the statistics `stats.json` reports."""
+    if cfg.reference_codes:
+        return reference_tokenizer(dataset)
     capacity = int(np.prod(cfg.levels))
     if dataset.num_items > capacity:
         raise DataError(f"{dataset.num_items} items do not fit in the code space {'x'.join(map(str, cfg.levels))} "
@@ -141,6 +141,32 @@ def build_codebook(dataset: RecDataset, cfg: CodebookConfig, cache_dir: str | Pa
         "seconds": round(time.perf_counter() - start, 2),
     }
     return tokenizer, stats
+
+
+def reference_tokenizer(dataset: RecDataset):
+    """Semantic IDs from a dataset's released codes (`reference_codes`, e.g. LC-Rec's index.json), with the
+    collisions they contain resolved by our uniqueness step (moved to free last-level codes)."""
+    if "reference_codes" not in dataset.items or not all(len(c) for c in dataset.items["reference_codes"]):
+        raise DataError(f"{dataset.name}: not every item has reference codes (LC-Rec's X.index.json)")
+    rows = [[int(token.split("_")[1].rstrip(">")) for token in codes] for codes in dataset.items["reference_codes"]]
+    codes = np.asarray(rows, dtype=np.int64)
+    sizes = [int(v) + 1 for v in codes.max(axis=0)]
+    keep_own = np.ones((len(codes), sizes[-1]))  # cost 0 for an item's own last code: move as few as possible
+    keep_own[np.arange(len(codes)), codes[:, -1]] = 0.0
+    unique = make_unique(codes, keep_own)
+    sizes += [int(unique[:, -1].max()) + 1] if unique.shape[1] > codes.shape[1] else []
+    tokenizer = SemanticIdTokenizer(unique, list(dataset.items["item_id"]), sizes, None, {"source": "reference"})
+    stats = {"items": len(codes), "collision_rate_before": collision_rate(codes), "collision_rate": 0.0,
+             "items_moved": int((unique[:, : codes.shape[1]] != codes).any(axis=1).sum()), "level_sizes": sizes}
+    return tokenizer, stats
+
+
+def save_codebook(tokenizer: SemanticIdTokenizer, stats: dict, out_dir: str | Path) -> None:
+    """The tokenizer folder plus stats.json and code_usage.png, written atomically."""
+    with atomic_folder(out_dir) as tmp:
+        tokenizer.save_pretrained(tmp)
+        (tmp / "stats.json").write_text(json.dumps(stats, indent=2, default=str))
+        plot_usage(tokenizer.codes, tokenizer.level_sizes, tmp / "code_usage.png")
 
 
 def plot_usage(codes: np.ndarray, level_sizes: list[int], path: str | Path) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from genrec.data import DataError
+from genrec.errors import DataError
 
 from .text import check_embeddings
 

@@ -11,17 +11,20 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from genrec.data import DataError, RecDataset
+from genrec.atomic import atomic_file
+from genrec.errors import DataError
 from genrec.sources import MINILM, offline_hint, resolve
+
+if TYPE_CHECKING:
+    from genrec.data import RecDataset
 
 log = logging.getLogger("genrec.semid")
 
@@ -144,10 +147,8 @@ def embed_texts(texts: list[str], encoder: EncoderConfig, cache_dir: str | Path 
     vectors = encoder.build().encode(texts)
     check_embeddings(vectors, len(texts))
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npy", delete=False) as tmp:
+        with atomic_file(path, "wb") as tmp:
             np.save(tmp, vectors)
-        os.replace(tmp.name, path)
         meta = {"encoder": encoder.name, "kind": encoder.kind, "items": len(texts), "dim": int(vectors.shape[1])}
         path.with_suffix(".json").write_text(json.dumps(meta, indent=2))
     return vectors

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from genrec.data import DataError
+from genrec.errors import DataError
 
+from .quantizers import build_quantizer
 from .residual import residual_assign
 
 VERSION = 1
@@ -157,8 +158,6 @@ class SemanticIdTokenizer:
         config.pop("genrec_semid_version"), config.pop("num_items")
         quantizer = None
         if tensors and "quantizer" in config:
-            from .codebook import build_quantizer
-
             quantizer = build_quantizer(config["quantizer"], dim=config["embedding_dim"])
             quantizer.load_state_dict({k[len("quantizer."):]: v for k, v in tensors.items()})
             quantizer.eval()

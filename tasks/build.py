@@ -16,12 +16,13 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from genrec.data import DataError, RecDataset, leave_one_out
-from genrec.data.io import atomic_folder
+from genrec.atomic import atomic_folder
+from genrec.data import MAX_HISTORY, DataError, RecDataset, leave_one_out
 from semid.tokenizer import SemanticIdTokenizer
 
-from . import behaviour, items
+from . import behaviour, items, templates
 from .generate import Generator
+from .rows import as_chat
 from .text import ItemTexts
 
 log = logging.getLogger("genrec.tasks")
@@ -32,19 +33,24 @@ DEFAULT_TASKS = ("seqrec", "item2index", "index2item", "fusion", "search")
 
 @dataclass
 class TaskConfig:
-    tasks: tuple[str, ...] = DEFAULT_TASKS
-    max_history: int = 20
+    tasks: tuple[str, ...] = DEFAULT_TASKS  # from: seqrec, item2index, index2item, fusion, search, preference
+    max_history: int = MAX_HISTORY     # items of history in a prompt (and in the evaluation split)
     history_loss: bool = False         # seqrec: one row per window, every history item a target (faster training)
-    sample_per_task: int | None = None
+    sample_per_task: int | None = None  # at most this many training rows per task
     seed: int = 0
     chat: bool = False                 # prompts as chat messages; trl applies the model's chat template
-    all_templates: bool = False
-    queries_per_item: int = 2
+    all_templates: bool = False        # one evaluation row per template and user (LC-Rec's averaged variant)
+    queries_per_item: int = 2          # search rows per item
     query_model: str | None = None     # e.g. smollm2: a local LM writes the search queries
-    preference_model: str | None = None
-    preference_users: int = 2000
-    max_text_chars: int = 300
+    preference_model: str | None = None  # a local LM that writes preference sentences
+    preference_users: int = 2000       # users given a preference row
+    max_text_chars: int = 300          # item text in a prompt is cut to this
     cache_dir: str | None = None       # where local-LM answers are cached
+
+    def __post_init__(self):
+        self.tasks = check_tasks(tuple(self.tasks))
+        if self.max_history < 1:
+            raise DataError(f"tasks.max_history must be at least 1, not {self.max_history}")
 
 
 def check_tasks(names) -> tuple[str, ...]:
@@ -72,11 +78,6 @@ def _rows_for(task: str, split, texts: ItemTexts, cfg: TaskConfig, rng: np.rando
     return items.search(texts, rng, cfg.queries_per_item, generator)
 
 
-def _as_chat(rows: list[dict]) -> list[dict]:
-    return [{**r, "prompt": [{"role": "user", "content": r["prompt"]}],
-             "completion": [{"role": "assistant", "content": r["completion"]}]} for r in rows]
-
-
 def build_sft(dataset: RecDataset, semid: SemanticIdTokenizer, cfg: TaskConfig | None = None) -> datasets.DatasetDict:
     cfg = cfg or TaskConfig()
     check_tasks(cfg.tasks)
@@ -96,7 +97,7 @@ def build_sft(dataset: RecDataset, semid: SemanticIdTokenizer, cfg: TaskConfig |
               "valid": behaviour.seqrec_eval(split.valid, texts, cfg.all_templates),
               "test": behaviour.seqrec_eval(split.test, texts, cfg.all_templates)}
     if cfg.chat:
-        splits = {name: _as_chat(rows) for name, rows in splits.items()}
+        splits = {name: [{**r, **as_chat(r)} for r in rows] for name, rows in splits.items()}
     return datasets.DatasetDict({name: datasets.Dataset.from_list(rows) for name, rows in splits.items()})
 
 
@@ -109,5 +110,6 @@ def save_sft(sft: datasets.DatasetDict, out_dir: str | Path, cfg: TaskConfig, se
     """`save_to_disk` plus `tasks.json` (config, rows per task, the semantic IDs' fingerprint), atomically."""
     with atomic_folder(out_dir) as tmp:
         sft.save_to_disk(str(tmp))
-        info = {"config": asdict(cfg), "rows": summary(sft), "semid_fingerprint": semid.fingerprint()}
+        info = {"config": asdict(cfg), "rows": summary(sft), "semid_fingerprint": semid.fingerprint(),
+                "eval_prompts": templates.eval_prompts()}
         (tmp / "tasks.json").write_text(json.dumps(info, indent=2))

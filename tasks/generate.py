@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
+
+from genrec.atomic import atomic_file
+from genrec.sources import load_pretrained
 
 
 class Generator:
@@ -32,8 +33,6 @@ class Generator:
     def _load(self):
         """The same loading as a finetuned backbone: a GGUF file becomes a plain model, so it can be trained
         (the knowledge writer's LoRA alignment) and saved."""
-        from genrec.model import load_pretrained
-
         model, tokenizer = load_pretrained(self.model_name)
         tokenizer.padding_side = "left"
         return tokenizer, model.eval()
@@ -95,10 +94,8 @@ class Generator:
     def _save(self) -> None:
         if self.cache_path is None:
             return
-        self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=self.cache_path.parent, delete=False, suffix=".json") as tmp:
+        with atomic_file(self.cache_path) as tmp:
             json.dump(self.cache, tmp)
-        os.replace(tmp.name, self.cache_path)
 
 
 def _digest(text: str) -> str:

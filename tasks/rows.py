@@ -32,3 +32,9 @@ def windows(train: list[np.ndarray], max_history: int):
     for user, seq in enumerate(train):
         for end in range(len(seq) - 1, 0, -max_history):
             yield user, seq[max(0, end - max_history) : end], int(seq[end])
+
+
+def as_chat(row: dict) -> dict:
+    """A row's prompt and completion as chat messages (user, then assistant), for chat-template backbones."""
+    return {"prompt": [{"role": "user", "content": row["prompt"]}],
+            "completion": [{"role": "assistant", "content": row["completion"]}]}

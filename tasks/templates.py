@@ -71,3 +71,8 @@ PREFERENCE = [
     "Here are the items a user chose: {history}. What does this user like?",
     "Summarise the taste of a user whose history is {history}.",
 ]
+
+
+def eval_prompts() -> dict[str, str]:
+    """The fixed templates of validation and test rows, which a trained model keeps with its weights."""
+    return {"seqrec": SEQREC[0]}

@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 from genrec.cli import main
+from genrec.commands.run import QUICKSTART
 
 
 def test_prepare_then_stats_json(tmp_path, capsys):
@@ -27,17 +28,25 @@ def test_every_step_has_help():
         assert out.returncode == 0 and "usage: genrec" in out.stdout, step
 
 
-def test_demo_runs(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--users", "300", "--train-steps", "6", "--sasrec-epochs", "2"]) == 0
+def _tiny_demo(folder, users: int = 200, steps: int = 4) -> list[str]:
+    return ["demo", f"--run-dir={folder}", f"data.synthetic.users={users}", f"finetune.max_steps={steps}",
+            "finetune.eval_steps=2", "finetune.eval_users=30", "sasrec.epochs=1", "sasrec.eval_users=50"]
+
+
+def test_demo_is_the_quickstart_run_with_a_report(tmp_path, capsys):
+    assert main(_tiny_demo(tmp_path / "demo", users=300, steps=6)) == 0
     out = capsys.readouterr().out
-    assert "| markov chain |" in out and "| genrec (semantic IDs + LM) |" in out and "next (held out)" in out
-    assert (tmp_path / "data" / "dataset.json").is_file() and (tmp_path / "results" / "metrics.md").is_file()
-    assert "0.0% after resolution" in out and (tmp_path / "semid" / "codes.json").is_file()
-    assert (tmp_path / "model" / "genrec.json").is_file()
+    assert "| markov chain |" in out and "| genrec |" in out and "next (held out)" in out
+    assert "0.00% after the uniqueness step" in out and (tmp_path / "demo" / "semid" / "codes.json").is_file()
+    # one code path: the same settings through `genrec run` find every stage done and report the same numbers
+    run = _tiny_demo(tmp_path / "demo", users=300, steps=6)[1:]
+    assert main(["run", str(QUICKSTART), *run]) == 0
+    metrics = (tmp_path / "demo" / "results" / "metrics.md").read_text().split("\n\n", 1)[1].strip()
+    assert metrics in out and metrics in capsys.readouterr().out
 
 
 def test_recommend_cli(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--users", "200", "--train-steps", "4", "--sasrec-epochs", "1"]) == 0
+    assert main(_tiny_demo(tmp_path)) == 0
     capsys.readouterr()
     model = str(tmp_path / "model")
     first, second = list(json.loads((tmp_path / "model" / "titles.json").read_text()))[:2]

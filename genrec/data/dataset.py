@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from .errors import DataError
-from .io import atomic_folder
+from ..atomic import atomic_folder
+from ..errors import DataError
 from .text import TEXT_FIELDS, has_text
 
 log = logging.getLogger("genrec.data")

@@ -1,19 +1,14 @@
-"""Reading raw files (encodings, gzip, JSON lines strict or Python-literal) with errors that say where;
-writing output folders atomically."""
+"""Reading raw files (encodings, gzip, JSON lines strict or Python-literal) with errors that say where."""
 
 from __future__ import annotations
 
 import ast
 import gzip
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import DataError
+from ..errors import DataError
 
 
 def require_file(path: str | Path, what: str = "file") -> Path:
@@ -84,20 +79,3 @@ def field(record: dict, key: str, path: Path, number: int):
     if key not in record:
         raise DataError(f"{path}: line {number} has no field {key!r} (fields: {', '.join(sorted(record))})")
     return record[key]
-
-
-@contextmanager
-def atomic_folder(out_dir: str | Path) -> Iterator[Path]:
-    """Yield a temporary folder beside `out_dir`; on success it replaces `out_dir`, on failure it is removed,
-    so an interrupted write never leaves a half-written output behind."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        yield tmp
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)

@@ -6,8 +6,8 @@ import logging
 
 import numpy as np
 
+from ..errors import DataError
 from .dataset import RecDataset
-from .errors import DataError
 
 log = logging.getLogger("genrec.data")
 

@@ -12,6 +12,8 @@ import numpy as np
 
 from .dataset import RecDataset
 
+MAX_HISTORY = 20  # items of history a model sees (the field's usual setting); every max_history default
+
 
 @dataclass
 class EvalSet:
@@ -33,7 +35,7 @@ class Split:
     train_only_users: int    # users with under 3 interactions
 
 
-def leave_one_out(dataset: RecDataset, max_history: int = 20) -> Split:
+def leave_one_out(dataset: RecDataset, max_history: int = MAX_HISTORY) -> Split:
     if max_history < 1:
         raise ValueError(f"max_history must be at least 1, got {max_history}")
     sequences = dataset.sequences()

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from genrec.data import DataError
-from genrec.model import BackboneConfig, GenRecModel, LoraSettings, ScratchConfig, add_code_tokens, load_pretrained
+from genrec.model import BackboneConfig, GenRecModel, LoraSettings, ScratchConfig, add_code_tokens
+from genrec.sources import load_pretrained
 from tests.tiny_lm import SPECIAL, save_tiny_lm
 
 WORDS = [*SPECIAL, "the", "user", "bought", "next", "item", "which", ",", ".", "?"]

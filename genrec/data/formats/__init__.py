@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ...errors import DataError
 from ..dataset import RecDataset
-from ..errors import DataError
 from .amazon import load_amazon, load_amazon2023
 from .lcrec import load_lcrec
 from .movielens import load_movielens

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ...errors import DataError
 from ..dataset import RecDataset
-from ..errors import DataError
 from ..io import field, find_one, iter_records, read_text
 from .common import item_from_raw
 

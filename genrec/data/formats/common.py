@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..errors import DataError
+from ...errors import DataError
 from ..io import load_json
 from ..text import make_item
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ...errors import DataError
 from ..dataset import RecDataset
-from ..errors import DataError
 from ..io import find_one, iter_lines, load_json
 from .common import align_text, discover, items_with_text, read_text_table
 

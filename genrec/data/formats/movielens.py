@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ...errors import DataError
 from ..dataset import RecDataset
-from ..errors import DataError
 from ..io import iter_lines, read_text, require_file
 from ..text import make_item
 

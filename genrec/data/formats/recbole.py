@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ...errors import DataError
 from ..dataset import RecDataset
-from ..errors import DataError
 from ..io import find_one, iter_lines
 from ..text import make_item
 
