@@ -248,8 +248,9 @@ def add_flags(parser: argparse.ArgumentParser, cls, required: tuple[str, ...] = 
         if tp is bool:
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                                 help=text)
-        elif typing.get_origin(tp) is Literal:
-            parser.add_argument(flag, dest=f.name, choices=typing.get_args(tp), default=argparse.SUPPRESS, help=text)
+        elif typing.get_origin(tp) is Literal:  # checked by `build`, like every other value
+            metavar = "{" + ",".join(map(str, typing.get_args(tp))) + "}"
+            parser.add_argument(flag, dest=f.name, metavar=metavar, default=argparse.SUPPRESS, help=text)
         else:
             metavar = "A,B,..." if typing.get_origin(tp) in (tuple, list) else f.name.upper()
             parser.add_argument(flag, dest=f.name, metavar=metavar, default=argparse.SUPPRESS, help=text)

@@ -143,12 +143,13 @@ def test_cli_trains_and_evaluates_new_methods(tmp_path, capsys):
     make_synthetic(SyntheticConfig(users=200)).save(tmp_path / "data")
     for method in ("bert4rec", "llmesr"):
         assert main(["baseline", "train", "--method", method, "--data", str(tmp_path / "data"), "--out",
-                     str(tmp_path / method), "epochs=2", "hidden=32", "layers=1", "max_len=20"]) == 0
+                     str(tmp_path / method), "model.epochs=2", "model.hidden=32", "model.layers=1",
+                     "model.max_len=20"]) == 0
         assert main(["evaluate", "--model", str(tmp_path / method), "--data", str(tmp_path / "data")]) == 0
         assert method in capsys.readouterr().out
     assert main(["baseline", "train", "--method", "elephant", "--data", str(tmp_path / "data"), "--out",
                  str(tmp_path / "e"), "tune.nope=1"]) == 2
     assert "unknown key(s) nope for BehaviourTuneConfig" in capsys.readouterr().err
     assert main(["baseline", "train", "--method", "elephant-plm", "--data", str(tmp_path / "data"), "--out",
-                 str(tmp_path / "e"), "hidden=64"]) == 2
+                 str(tmp_path / "e"), "model.hidden=64"]) == 2
     assert "as wide as the text encoder" in capsys.readouterr().err

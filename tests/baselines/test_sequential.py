@@ -58,7 +58,7 @@ def test_nothing_trains_on_validation_or_test():
 def test_cli_train_save_evaluate(tmp_path, capsys):
     make_synthetic(SyntheticConfig(users=200)).save(tmp_path / "data")
     assert main(["baseline", "train", "--method", "gru4rec-bce", "--data", str(tmp_path / "data"), "--out",
-                 str(tmp_path / "gru"), "epochs=2", "hidden=32", "layers=1"]) == 0
+                 str(tmp_path / "gru"), "model.epochs=2", "model.hidden=32", "model.layers=1"]) == 0
     assert json.loads((tmp_path / "gru" / "baseline.json").read_text())["config"]["loss"] == "bce"
     assert main(["evaluate", "--model", str(tmp_path / "gru"), "--data", str(tmp_path / "data"),
                  "--out", str(tmp_path / "m.json")]) == 0

@@ -220,3 +220,21 @@ def test_rows_longer_than_max_length_are_reported(world, tmp_path, caplog):
     too_long = sum(len(tokenizer(p)["input_ids"]) >= 40 for p in prompts)
     assert too_long > 0
     assert f"{too_long} of {len(prompts)} training rows have prompts of max_length=40" in caplog.text
+
+
+def test_tensorboard_tracking_writes_event_files(world, tmp_path):
+    finetune(_config(world, tmp_path / "m", max_steps=2, eval_steps=2, report_to="tensorboard", run_name="tiny"))
+    events = list((tmp_path / "m").rglob("events.out.tfevents.*"))
+    assert events and all(e.stat().st_size > 0 for e in events)
+    with pytest.raises(DataError, match="report_to: unknown tensorbored"):
+        _config(world, tmp_path / "x", report_to="tensorbored")
+
+
+def test_bad_settings_fail_when_the_config_is_read(world, tmp_path):
+    for key, value, message in [("max_steps", "abc", "max_steps: expected an integer"),
+                                ("learning_rate", -1, "learning_rate must be positive"),
+                                ("batch_size", 0, "batch_size must be positive"),
+                                ("eval_steps", 0, "eval_steps must be positive"),
+                                ("history_head", "some", "history_head: expected one of 'codes', 'full'")]:
+        with pytest.raises(DataError, match=message):
+            _config(world, tmp_path / "m", **{key: value})

@@ -136,3 +136,18 @@ def test_unloadable_names_and_broken_folders(tmp_path):
     (tmp_path / "genrec.json").write_text(json.dumps({"backbone": {"scratch": {}}, "peft": False}))
     with pytest.raises(DataError, match="missing tokenizer.json, semid/config.json, model.safetensors"):
         GenRecModel.from_pretrained(tmp_path)
+
+
+def test_a_saved_model_keeps_its_prompt_templates(world, tmp_path, monkeypatch):
+    from tasks import templates
+
+    backbone = BackboneConfig(scratch=ScratchConfig(layers=1, hidden=32, heads=2, kv_heads=2, intermediate=64))
+    genrec = GenRecModel.create(backbone, world["semid"], ["a b c"])
+    genrec.save_pretrained(tmp_path / "m")
+    history = world["dataset"].sequences()[0][:2]
+    before = GenRecModel.from_pretrained(tmp_path / "m").history_prompt(history)
+    assert before == templates.SEQREC[0].format(history=", ".join(world["semid"].item_to_tokens(int(i))
+                                                                    for i in history))
+    monkeypatch.setitem(templates.SEQREC, 0, "Next after {history}?")  # a later release edits the templates
+    assert GenRecModel.from_pretrained(tmp_path / "m").history_prompt(history) == before
+    assert GenRecModel.create(backbone, world["semid"], ["a"]).history_prompt(history).startswith("Next after")
