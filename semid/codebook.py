@@ -48,7 +48,7 @@ class CodebookConfig:
     train: RQVAETrainConfig = field(default_factory=RQVAETrainConfig)  # epochs, batch size, learning rate, ...
     # LETTER's collaborative regularisation (rqvae only): item vectors of a trained sequential model
     collaborative: str | None = None         # a .npy (items, d) or a saved baseline folder; `sasrec` in genrec run
-    collaborative_weight: float = 1.0        # LETTER's alpha; best of 0.02-2.0 on Games (bench/QUALITY.md)
+    collaborative_weight: float = 1.0        # LETTER's alpha; best of 0.02-2.0 on Games (bench/README.md)
     # collision handling
     uniform_mapping: bool = True             # LC-Rec's Sinkhorn step on the last level before the uniqueness step
     sinkhorn_epsilon: float = 0.003
