@@ -24,7 +24,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from genrec.atomic import mark
 from genrec.data import DataError, Split
+from genrec.errors import first_line
 from genrec.evaluate import mask_history, ranking_metrics, top_k
 
 
@@ -272,8 +274,7 @@ class SequentialRecommender:
         return np.concatenate(out) if out else np.zeros((0, k), dtype=np.int64)
 
     def save_pretrained(self, folder: str | Path) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = mark(folder)
         torch.save(self.model.state_dict(), folder / "model.pt")
         info = {"method": self.method, "num_items": self.model.num_items, "config": asdict(self.cfg),
                 "history": self.history, **self.extra}
@@ -292,7 +293,12 @@ class SequentialRecommender:
             state = torch.load(folder / "model.pt", weights_only=True)
             model = cls._restore(info, state)
             model.model.load_state_dict(state)
-        except (OSError, ValueError, RuntimeError, KeyError, TypeError) as err:
-            raise DataError(f"{folder}: not a saved {cls.__name__} or a damaged one ({err})") from None
+        except Exception as err:  # json, pickle, OS and shape errors alike mean a damaged folder
+            raise DataError(f"{folder}: not a saved {cls.__name__} or a damaged one ({type(err).__name__}: "
+                            f"{first_line(err)})") from None
+        bad = [name for name, t in state.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+        if bad:
+            raise DataError(f"{folder}/model.pt: {bad[0]} holds NaN or infinite values; the file is damaged or "
+                            "training diverged")
         model.history = info.get("history", [])
         return model

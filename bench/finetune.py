@@ -1,6 +1,6 @@
 """Training throughput and peak memory of the two backbones on the demo's SFT data, one process.
 
-    python bench/finetune.py [--run runs/demo] [--steps 30] [--json bench/results/finetune.json]
+    python bench/finetune.py [--run runs/quickstart] [--steps 30] [--json bench/results/finetune.json]
 
 Needs the folders `genrec demo` writes (data, semid, sft). Each backbone runs in its own subprocess so its
 peak resident memory is its own: the from-scratch LLaMA-style model of recipes/finetune/synthetic-scratch.yaml
@@ -75,7 +75,7 @@ def measure(run: Path, spec: dict, steps: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", default="runs/demo")
+    parser.add_argument("--run", default="runs/quickstart")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--json", default="bench/results/finetune.json")
     parser.add_argument("--only", help=argparse.SUPPRESS)

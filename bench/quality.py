@@ -36,6 +36,8 @@ def run_dataset(name: str, overrides: list[str], runs: Path) -> dict:
     print("$", " ".join(command), flush=True)
     subprocess.run(command, check=True)
     metrics = json.loads((folder / "results" / "metrics.json").read_text())
+    for method, timing in json.loads((folder / "results" / "timings.json").read_text()).items():
+        metrics[method].update(timing)
     stages = {stage: json.loads((folder / stage / "stage.json").read_text())
               for stage in ("data", "semid", "sft", "model")}
     data = json.loads((folder / "recipe.json").read_text())["data"]

@@ -67,10 +67,22 @@ def _add_command(sub: argparse.ArgumentParser, command: Command) -> None:
     sub.set_defaults(chosen=command, function=getattr(module, command.function), default_recipe=default)
 
 
+class _PlainFormatter(logging.Formatter):
+    """genrec's own progress lines as they are; everything else marked with its level and source."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        if record.levelno == logging.INFO and record.name.startswith("genrec"):
+            return text
+        return f"{record.levelname.lower()} ({record.name}): {text}"
+
+
 def quiet(verbose: bool) -> None:
     """genrec's own messages and one progress bar per long stage; libraries' warnings and preprocessing bars
     only with -v. Set before the libraries are imported, where they read these switches."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_PlainFormatter())
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])
     logging.getLogger("genrec").setLevel(logging.DEBUG if verbose else logging.INFO)
     if verbose:
         return

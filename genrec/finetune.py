@@ -8,8 +8,11 @@ training comes from accelerate (`accelerate launch -m genrec finetune ...`), res
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import math
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -18,17 +21,19 @@ import datasets
 import numpy as np
 import torch
 from torch import nn
-from transformers import EarlyStoppingCallback, TrainerCallback
+from transformers import EarlyStoppingCallback, ProgressCallback, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
 from semid.tokenizer import SemanticIdTokenizer
 from tasks.rows import as_chat
 
+from .atomic import check_output, mark
 from .data import DataError, RecDataset
 from .evaluate import ranking_metrics
 from .model import BackboneConfig, GenRecModel
 
 log = logging.getLogger("genrec.finetune")
+STARTED = "started.json"  # the configuration key of the checkpoints under OUT/checkpoints
 TRACKERS = ("none", "tensorboard", "wandb", "trackio")
 
 
@@ -58,7 +63,8 @@ class FinetuneConfig:
     history_head: Literal["codes", "full"] = "codes"  # history-loss targets scored over the code tokens or all
     report_to: str | list[str] = "none"  # experiment tracking: none, tensorboard, wandb, trackio (or a list)
     run_name: str | None = None    # the run's name in the tracker (default: the output folder's name)
-    resume: bool = False           # continue from the newest checkpoint under OUT/checkpoints
+    resume: bool = False           # continue from the newest complete checkpoint of this configuration
+    overwrite: bool = False        # replace OUT if an earlier genrec command wrote it
 
     def __post_init__(self):
         if isinstance(self.backbone, dict):
@@ -226,13 +232,67 @@ def plot_curves(log_path: Path, out: Path, best_step: int | None = None) -> None
     plt.close(fig)
 
 
+RESUME_MAY_CHANGE = ("resume", "overwrite", "max_steps", "epochs")  # a resume may extend the training
+
+
+def config_key(cfg: FinetuneConfig) -> str:
+    """What a checkpoint's configuration must match for a resume: every setting but those a resume may change."""
+    settings = {k: v for k, v in asdict(cfg).items() if k not in RESUME_MAY_CHANGE}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def resumable_checkpoint(cfg: FinetuneConfig) -> Path | None:
+    """The newest complete checkpoint under OUT/checkpoints written with this configuration, or None.
+
+    A checkpoint without its trainer state (a kill during its write) is removed with a warning; checkpoints of
+    another configuration are never resumed."""
+    out = Path(cfg.out)
+    started = out / STARTED
+    if not started.is_file() or json.loads(started.read_text()).get("key") != config_key(cfg):
+        return None
+    complete = []
+    for folder in sorted((out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[1])):
+        if (folder / "trainer_state.json").is_file():
+            complete.append(folder)
+        else:
+            log.warning("%s is incomplete (no trainer_state.json, interrupted while saving); removed", folder)
+            shutil.rmtree(folder)
+    return complete[-1] if complete else None
+
+
+class QuietProgress(ProgressCallback):
+    """The trainer's progress bar without a printed dict per log step (they go to train_log.jsonl)."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        pass
+
+
+class FiniteLoss(TrainerCallback):
+    """Stop at the first logged loss that is NaN or infinite: a diverged model is never saved."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            raise DataError(f"training diverged: the loss is {loss} at step {state.global_step}; lower "
+                            "finetune.learning_rate (nothing was saved)")
+
+
 def finetune(cfg: FinetuneConfig) -> dict:
     """Train, keep the best checkpoint by validation NDCG@10, save a GenRecModel to `cfg.out`."""
     dataset, semid, sft, sft_info = check_inputs(cfg)
     out = Path(cfg.out)
     checkpoints = out / "checkpoints"
-    if cfg.resume and not any(checkpoints.glob("checkpoint-*")):
-        raise DataError(f"--resume: no checkpoint under {checkpoints}")
+    if cfg.resume:
+        checkpoint = resumable_checkpoint(cfg)
+        if checkpoint is None:
+            raise DataError(f"--resume: no complete checkpoint of this configuration under {checkpoints}")
+        log.info("resuming from %s", checkpoint)
+    else:
+        check_output(out, inputs=(cfg.data, cfg.semid, cfg.sft), overwrite=cfg.overwrite)
+        if checkpoints.is_dir():  # an earlier run's, in a folder genrec made: never resumed by mistake
+            shutil.rmtree(checkpoints)
+    mark(out)
+    (out / STARTED).write_text(json.dumps({"key": config_key(cfg)}))
     history_loss = "history_loss" in sft["train"].column_names and any(sft["train"]["history_loss"])
     train = sft["train"].select_columns(["prompt", "completion", *(["history_loss"] if history_loss else [])])
     texts = [t for t in list(train["prompt"]) + list(train["completion"]) if isinstance(t, str)]
@@ -264,8 +324,10 @@ def finetune(cfg: FinetuneConfig) -> dict:
         model=genrec.model, args=args, train_dataset=train, eval_dataset=valid.select(range(1)),
         processing_class=genrec.tokenizer, genrec=genrec, ranking_rows=valid, beams=cfg.eval_beams,
         history_head=history_head,
-        callbacks=[EarlyStoppingCallback(cfg.patience), JsonlLog(log_path)],
+        callbacks=[EarlyStoppingCallback(cfg.patience), JsonlLog(log_path), FiniteLoss()],
     )
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(QuietProgress)
     dropped = train.num_rows - trainer.train_dataset.num_rows
     if dropped:  # trl cuts rows at max_length and drops those left without a completion token
         log.warning("%d of %d training rows have prompts of max_length=%d tokens or more and were dropped; raise "
@@ -276,7 +338,7 @@ def finetune(cfg: FinetuneConfig) -> dict:
         trainer.train_dataset = trainer.train_dataset.map(
             lambda row: {"labels": label_history_codes(row["input_ids"], row["labels"], code_set, semid.num_levels)
                          if row["history_loss"] else row["labels"]}, desc="Labelling history items")
-    result = trainer.train(resume_from_checkpoint=True if cfg.resume else None)
+    result = trainer.train(resume_from_checkpoint=str(checkpoint) if cfg.resume else None)
     genrec.model = trainer.model
     if trainer.is_world_process_zero():  # before the best model's re-evaluation joins the log
         kept = trainer.state.best_model_checkpoint

@@ -26,8 +26,9 @@ import torch
 from semid.tokenizer import SemanticIdTokenizer
 from tasks import templates
 
-from .data import DataError
+from .atomic import mark
 from .decode import CodeTrie, beam_search, exact_topk
+from .errors import DataError, first_line
 from .sources import load_pretrained
 
 log = logging.getLogger("genrec.model")
@@ -212,8 +213,7 @@ class GenRecModel:
         return hasattr(self.model, "peft_config")
 
     def save_pretrained(self, out_dir: str | Path) -> None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        out = mark(out_dir)
         self.model.save_pretrained(out)  # adapter + trainable token rows under LoRA, else the whole model
         self.tokenizer.save_pretrained(out)
         self.semid.save_pretrained(out / "semid")
@@ -239,7 +239,16 @@ class GenRecModel:
             raise DataError(f"{folder}: missing {', '.join(missing)}; the model folder is incomplete")
         backbone = BackboneConfig(**info["backbone"])
         semid = SemanticIdTokenizer.from_pretrained(folder / "semid")
-        tokenizer = AutoTokenizer.from_pretrained(folder)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+        except Exception as err:  # a damaged tokenizer.json raises several types
+            detail = f"{type(err).__name__}: {first_line(err)}"
+            raise DataError(f"{folder}: the tokenizer cannot be loaded ({detail})") from None
+        ids = tokenizer.convert_tokens_to_ids(semid.all_tokens())
+        missing = [t for t, i in zip(semid.all_tokens(), ids) if i is None or i == tokenizer.unk_token_id]
+        if missing:
+            raise DataError(f"{folder}/tokenizer.json: {len(missing)} code tokens are missing (e.g. {missing[0]}); "
+                            "the tokenizer does not belong to these semantic IDs")
         try:
             if info.get("peft"):
                 from peft import PeftModel
@@ -251,9 +260,15 @@ class GenRecModel:
                 model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
                 if backbone.scratch is not None:
                     add_residual_dropout(model, backbone.scratch.dropout)
-        except (OSError, RuntimeError, ValueError) as err:
-            detail = f"{type(err).__name__}: {str(err)[:300]}"
+        except DataError:
+            raise
+        except Exception as err:  # safetensors, OS, shape and config errors alike mean a damaged folder
+            detail = f"{type(err).__name__}: {first_line(err)}"
             raise DataError(f"{folder}: the weights cannot be loaded ({detail})") from None
+        bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+        if bad:
+            raise DataError(f"{folder}: the weights hold NaN or infinite values ({bad[0]}); the file is damaged or "
+                            "training diverged")
         tokenizer.padding_side = "left"
         titles = json.loads((folder / "titles.json").read_text()) if (folder / "titles.json").is_file() else {}
         return cls(model.eval(), tokenizer, semid, backbone, info, titles)

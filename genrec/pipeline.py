@@ -27,11 +27,11 @@ from semid.codebook import CodebookConfig, build_codebook, save_codebook
 from semid.tokenizer import SemanticIdTokenizer
 from tasks import TaskConfig, build_sft, save_sft
 
-from .atomic import atomic_folder
+from .atomic import atomic_folder, folder_lock, made_by_genrec, mark
 from .config import build
 from .data import DataConfig, DataError, RecDataset, leave_one_out, load_dataset
 from .evaluate import TABLE_KEYS, EvalOptions, PopularityRecommender, evaluate, metrics_table, plot_groups
-from .finetune import FinetuneConfig, finetune
+from .finetune import FinetuneConfig, finetune, resumable_checkpoint
 from .model import GenRecModel
 
 log = logging.getLogger("genrec.pipeline")
@@ -161,16 +161,16 @@ class Run:
         folder = self.root / "model"
         if self._cached("model", key, "genrec.json"):
             return
-        started = folder / "started.json"
-        resume = (started.is_file() and json.loads(started.read_text()).get("key") == key
-                  and any((folder / "checkpoints").glob("checkpoint-*")))
-        folder.mkdir(parents=True, exist_ok=True)
-        started.write_text(json.dumps({"key": key}))
+        started = folder / "stage_started.json"  # the stage key its checkpoints belong to (upstream hashes included)
         cfg = replace(settings, data=str(self.root / "data"), semid=str(self.root / "semid"),
-                      sft=str(self.root / "sft"), out=str(folder), resume=resume)
+                      sft=str(self.root / "sft"), out=str(folder), overwrite=True)
+        resume = (started.is_file() and json.loads(started.read_text()).get("key") == key
+                  and resumable_checkpoint(cfg) is not None)
         if resume:
             log.info("model: resuming an interrupted finetune from its checkpoints")
-        finetune(cfg)
+        mark(folder)
+        started.write_text(json.dumps({"key": key}))
+        finetune(replace(cfg, resume=resume))
         self._record(folder, key)
 
     def stage_results(self) -> dict:
@@ -194,11 +194,11 @@ class Run:
             train_seconds["sasrec"] = self._stage_seconds("sasrec")
         results = {name: evaluate(m, dataset, options["split"], splits=splits, users=options["users"],
                                   exclude_history=options["exclude_history"]) for name, m in models.items()}
-        for name, seconds in train_seconds.items():
-            results[name]["train_seconds"] = seconds
         table = metrics_table(results, TABLE_KEYS)
         with atomic_folder(folder) as tmp:
-            (tmp / "metrics.json").write_text(json.dumps(results, indent=2))
+            (tmp / "metrics.json").write_text(json.dumps(results, indent=2))  # metrics only: runs compare byte for byte
+            timings = {name: {"train_seconds": seconds} for name, seconds in train_seconds.items()}
+            (tmp / "timings.json").write_text(json.dumps(timings, indent=2))
             sample = f", a random sample of {options['users']} users" if options["users"] else ""
             sample += ", seen items excluded" if options["exclude_history"] else ""
             (tmp / "metrics.md").write_text(f"{self.cfg.name}, {options['split']} split{sample}\n\n{table}\n")
@@ -207,12 +207,17 @@ class Run:
         return results
 
     def run(self) -> dict:
-        self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / "recipe.json").write_text(json.dumps(asdict(self.cfg), indent=2))
-        for stage in STAGES[:-1]:
-            log.info("== %s ==", stage)
+        """Every stage in order, with the run folder locked; a folder genrec did not make is refused."""
+        if self.root.exists() and any(self.root.iterdir()) and not made_by_genrec(self.root):
+            raise DataError(f"run folder {self.root}: exists and genrec did not make it; choose another name or "
+                            "run_dir")
+        mark(self.root)
+        with folder_lock(self.root):
+            (self.root / "recipe.json").write_text(json.dumps(asdict(self.cfg), indent=2))
+            for stage in STAGES[:-1]:
+                log.info("== %s ==", stage)
+                self.stage_started = time.perf_counter()
+                getattr(self, f"stage_{stage}")()
+            log.info("== results ==")
             self.stage_started = time.perf_counter()
-            getattr(self, f"stage_{stage}")()
-        log.info("== results ==")
-        self.stage_started = time.perf_counter()
-        return self.stage_results()
+            return self.stage_results()

@@ -7,10 +7,13 @@ that way; it sits low in the layer order because SFT data writers (tasks) and th
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import os
+import socket
 from pathlib import Path
 
-from .errors import DataError
+from .errors import DataError, first_line
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -35,6 +38,27 @@ def resolve(name: str) -> tuple[str, str | None]:
     return name, None
 
 
+@functools.cache
+def hub_unreachable(timeout: float = 3.0) -> bool:
+    """True when HF_HUB_OFFLINE is set or huggingface.co does not answer within `timeout` seconds: then loaders
+    look in the local cache only and fail in a second, instead of retrying the hub for a minute."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return True
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+    except OSError:
+        return True
+    return False
+
+
+def load_kwargs(path: str, gguf: str | None) -> dict:
+    """`from_pretrained` keyword arguments for what `resolve` returned."""
+    kwargs = {"gguf_file": gguf} if gguf else {}
+    if not Path(path).exists() and hub_unreachable():
+        kwargs["local_files_only"] = True
+    return kwargs
+
+
 def offline_hint(name: str) -> str:
     """What to tell a user whose model could not be loaded."""
     return (f"could not load {name!r} (the Hugging Face hub may be unreachable). Offline sources: "
@@ -50,12 +74,12 @@ def load_pretrained(name: str):
     path, gguf = resolve(name)
     if path.endswith(".gguf"):
         path, gguf = str(Path(path).parent), Path(path).name
-    kwargs = {"gguf_file": gguf} if gguf else {}
+    kwargs = load_kwargs(path, gguf)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kwargs)
     except (OSError, ValueError) as err:
-        raise DataError(offline_hint(name) + f" ({type(err).__name__}: {str(err)[:200]})") from None
+        raise DataError(f"{offline_hint(name)} ({type(err).__name__}: {first_line(err)})") from None
     if gguf:  # a GGUF-loaded model cannot save_pretrained: move its weights into a plain model
         plain = AutoModelForCausalLM.from_config(model.config, dtype=torch.float32)
         plain.load_state_dict(model.state_dict())

@@ -89,6 +89,8 @@ def build_codebook(dataset: RecDataset, cfg: CodebookConfig, cache_dir: str | Pa
     """Semantic IDs for every item of `dataset`, unique, with the statistics `stats.json` reports."""
     if cfg.reference_codes:
         return reference_tokenizer(dataset)
+    if dataset.num_items < 2:
+        raise DataError(f"{dataset.name}: {dataset.num_items} item(s); a codebook needs at least 2")
     capacity = int(np.prod(cfg.levels))
     if dataset.num_items > capacity:
         raise DataError(f"{dataset.num_items} items do not fit in the code space {'x'.join(map(str, cfg.levels))} "
@@ -111,6 +113,10 @@ def build_codebook(dataset: RecDataset, cfg: CodebookConfig, cache_dir: str | Pa
                               collaborative_weight=cfg.collaborative_weight) if cfg.quantizer == "rqvae"
                 else quantizer.fit(embeddings, seed=cfg.seed))
     quantizer.eval()
+    recon_mse = quantizer.reconstruction_mse(embeddings)
+    if not np.isfinite(recon_mse):
+        raise DataError(f"{dataset.name}: the {cfg.quantizer} training diverged (reconstruction error {recon_mse}); "
+                        "lower codebook.train.lr or check the embeddings (nothing was saved)")
     with torch.no_grad():
         raw, last_dist = residual_assign(quantizer.latent(torch.from_numpy(embeddings).float()), quantizer.codebooks())
     raw, last_dist = raw.numpy(), last_dist.numpy()
@@ -133,7 +139,7 @@ def build_codebook(dataset: RecDataset, cfg: CodebookConfig, cache_dir: str | Pa
         "level_sizes": level_sizes,
         "level_usage": usage,
         "level_perplexity": perplexity,
-        "recon_mse": quantizer.reconstruction_mse(embeddings),
+        "recon_mse": recon_mse,
         "transition_prefix_share": transition_prefix_share(codes, dataset.sequences()),
         "quantizer": cfg.quantizer,
         "epochs": fit_info.get("epochs", 0),

@@ -20,8 +20,8 @@ import torch
 from tqdm.auto import tqdm
 
 from genrec.atomic import atomic_file
-from genrec.errors import DataError
-from genrec.sources import MINILM, offline_hint, resolve
+from genrec.errors import DataError, first_line
+from genrec.sources import MINILM, load_kwargs, offline_hint, resolve
 
 if TYPE_CHECKING:
     from genrec.data import RecDataset
@@ -72,9 +72,9 @@ class SentenceTransformerEncoder:
         self.name, self.batch_size = name, batch_size
         path, _ = resolve(name)
         try:
-            self.model = SentenceTransformer(path, device=device or "cpu")
-        except OSError as err:
-            raise DataError(offline_hint(name)) from err
+            self.model = SentenceTransformer(path, device=device or "cpu", **load_kwargs(path, None))
+        except (OSError, ValueError) as err:
+            raise DataError(f"{offline_hint(name)} ({type(err).__name__}: {first_line(err)})") from None
 
     def encode(self, texts: list[str]) -> np.ndarray:
         return self.model.encode(texts, batch_size=self.batch_size, show_progress_bar=len(texts) > self.batch_size,
@@ -90,12 +90,12 @@ class MeanPoolEncoder:
         self.name, self.batch_size, self.max_length = name, batch_size, max_length
         self.device = device or "cpu"
         path, gguf = resolve(name)
-        kwargs = {"gguf_file": gguf} if gguf else {}
+        kwargs = load_kwargs(path, gguf)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
             self.model = AutoModel.from_pretrained(path, **kwargs).to(self.device).eval()
-        except OSError as err:
-            raise DataError(offline_hint(name)) from err
+        except (OSError, ValueError) as err:
+            raise DataError(f"{offline_hint(name)} ({type(err).__name__}: {first_line(err)})") from None
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
 

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from genrec.errors import DataError
+from genrec.atomic import mark
+from genrec.errors import DataError, first_line
 
 from .quantizers import build_quantizer
 from .residual import residual_assign
@@ -123,8 +124,7 @@ class SemanticIdTokenizer:
     # ---- disk ------------------------------------------------------------------------------------------
 
     def save_pretrained(self, out_dir: str | Path) -> None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        out = mark(out_dir)
         config = {"genrec_semid_version": VERSION, "level_sizes": self.level_sizes, "num_items": self.num_items,
                   **self.config}
         tensors = {"codes": torch.from_numpy(self.codes)}
@@ -146,7 +146,7 @@ class SemanticIdTokenizer:
             table = json.loads((folder / "codes.json").read_text())
             tensors = load_file(str(folder / "model.safetensors"))
         except Exception as err:  # json, OS and safetensors errors alike mean a damaged folder
-            raise DataError(f"{folder}: a file is corrupt ({type(err).__name__}: {err})") from None
+            raise DataError(f"{folder}: a file is corrupt ({type(err).__name__}: {first_line(err)})") from None
         if config.get("genrec_semid_version") != VERSION:
             raise DataError(f"{folder}/config.json: version {config.get('genrec_semid_version')!r}, this genrec "
                             f"reads version {VERSION}; rebuild the codebook")
@@ -156,12 +156,34 @@ class SemanticIdTokenizer:
                             f"config.json {config.get('num_items')}; the folder is inconsistent")
         level_sizes = config.pop("level_sizes")
         config.pop("genrec_semid_version"), config.pop("num_items")
+        check_codes(codes, level_sizes, f"{folder}/model.safetensors")
+        bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            raise DataError(f"{folder}/model.safetensors: {bad[0]} holds NaN or infinite values; rebuild the codebook")
         quantizer = None
         if tensors and "quantizer" in config:
             quantizer = build_quantizer(config["quantizer"], dim=config["embedding_dim"])
-            quantizer.load_state_dict({k[len("quantizer."):]: v for k, v in tensors.items()})
+            try:
+                quantizer.load_state_dict({k[len("quantizer."):]: v for k, v in tensors.items()})
+            except RuntimeError as err:
+                raise DataError(f"{folder}/model.safetensors: the quantizer weights do not fit its config "
+                                f"({first_line(err)})") from None
             quantizer.eval()
         tokenizer = cls(codes, list(table), level_sizes, quantizer, config)
         if any(tokenizer.item_to_tokens(i) != t for i, t in enumerate(table.values())):
             raise DataError(f"{folder}: codes.json does not match model.safetensors")
         return tokenizer
+
+
+def check_codes(codes: np.ndarray, level_sizes: list[int], where: str) -> None:
+    """Codes must be an (items, levels) table of in-range ids, one distinct tuple per item."""
+    if codes.ndim != 2 or codes.shape[1] != len(level_sizes):
+        raise DataError(f"{where}: codes have shape {tuple(codes.shape)}, expected (items, {len(level_sizes)})")
+    out_of_range = (codes < 0) | (codes >= np.asarray(level_sizes))
+    if out_of_range.any():
+        row, level = map(int, np.argwhere(out_of_range)[0])
+        raise DataError(f"{where}: item {row} has code {int(codes[row, level])} at level {level + 1}, outside "
+                        f"0..{level_sizes[level] - 1}")
+    if len(np.unique(codes, axis=0)) != len(codes):
+        raise DataError(f"{where}: two items share a semantic ID; the codes are damaged, rebuild the codebook")
+

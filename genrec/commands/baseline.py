@@ -11,6 +11,7 @@ from baselines.elephant import BehaviourTuneConfig
 from baselines.knowledge import KnowledgeConfig
 from baselines.methods import model_config, train
 
+from ..atomic import check_output
 from ..data import MAX_HISTORY, RecDataset, leave_one_out
 
 
@@ -26,6 +27,7 @@ class BaselineTrainConfig:
     model: dict = field(default_factory=dict)  # the sequence model's settings, e.g. model.hidden=128 model.epochs=50
     tune: BehaviourTuneConfig = field(default_factory=BehaviourTuneConfig)  # elephant's behaviour tuning
     knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)  # the knowledge writer (knowledge*)
+    overwrite: bool = False        # replace OUT if an earlier genrec command wrote it
 
     def __post_init__(self):
         if self.method is not None:
@@ -33,6 +35,7 @@ class BaselineTrainConfig:
 
 
 def train_command(cfg: BaselineTrainConfig) -> int:
+    check_output(cfg.out, inputs=(cfg.data,), overwrite=cfg.overwrite)
     dataset = RecDataset.load(cfg.data)
     started = time.perf_counter()
     model = train(cfg.method, dataset, leave_one_out(dataset, cfg.max_history), cfg.model,

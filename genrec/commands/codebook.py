@@ -9,6 +9,7 @@ import numpy as np
 
 from semid.codebook import CodebookConfig, build_codebook, save_codebook
 
+from ..atomic import check_output
 from ..data import RecDataset
 
 CACHE = Path.home() / ".cache" / "genrec"
@@ -20,6 +21,7 @@ class CodebookBuildConfig(CodebookConfig):
     out: str = ""                  # output folder for the SemanticIdTokenizer
     embeddings: str | None = None  # a precomputed (items, dim) .npy instead of encoding text
     cache: str = str(CACHE / "embeddings")  # embedding cache folder
+    overwrite: bool = False        # replace OUT if an earlier genrec command wrote it
 
     def codebook(self) -> CodebookConfig:
         """The codebook settings alone (what stats.json records)."""
@@ -27,6 +29,7 @@ class CodebookBuildConfig(CodebookConfig):
 
 
 def build(cfg: CodebookBuildConfig) -> int:
+    check_output(cfg.out, inputs=(cfg.data, cfg.embeddings, cfg.collaborative), overwrite=cfg.overwrite)
     dataset = RecDataset.load(cfg.data)
     embeddings = np.load(cfg.embeddings) if cfg.embeddings else None
     codebook = cfg.codebook()

@@ -6,15 +6,18 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
+from ..atomic import check_output, mark
 from ..data import DataConfig, RecDataset, SyntheticConfig, dataset_stats, format_stats, load_dataset, make_synthetic
 
 
 @dataclass
 class PrepareConfig(DataConfig):
     out: str = ""                  # output dataset folder
+    overwrite: bool = False        # replace OUT if an earlier genrec command wrote it
 
 
 def prepare(cfg: PrepareConfig) -> int:
+    check_output(cfg.out, inputs=(cfg.path, cfg.item_text), overwrite=cfg.overwrite)
     dataset = load_dataset(cfg)
     dataset.save(cfg.out)
     print(format_stats(dataset_stats(dataset)))
@@ -37,10 +40,12 @@ def stats(cfg: StatsConfig) -> int:
 @dataclass
 class SyntheticCommand(SyntheticConfig):
     out: str = ""                  # output dataset folder
+    overwrite: bool = False        # replace OUT if an earlier genrec command wrote it
 
 
 def synthetic(cfg: SyntheticCommand) -> int:
-    fields = {k: v for k, v in vars(cfg).items() if k != "out"}
+    check_output(cfg.out, overwrite=cfg.overwrite)
+    fields = {k: v for k, v in vars(cfg).items() if k not in ("out", "overwrite")}
     dataset = make_synthetic(SyntheticConfig(**fields))
     dataset.save(cfg.out)
     print(format_stats(dataset_stats(dataset)))
@@ -53,11 +58,13 @@ class DownloadConfig:
     source: Literal["movielens", "amazon2023"] | None = None  # where from
     name: str = ""                 # ml-100k / ml-1m / ml-latest-small / ml-latest, or an Amazon 2023 category
     out: str = ""                  # folder for the raw files
+    overwrite: bool = False        # replace OUT if an earlier genrec command wrote it
 
 
 def download(cfg: DownloadConfig) -> int:
     from ..data.download import download_amazon2023, download_movielens
 
+    mark(check_output(cfg.out, overwrite=cfg.overwrite))
     folder = (download_movielens if cfg.source == "movielens" else download_amazon2023)(cfg.name, cfg.out)
     print(f"downloaded to {folder}; next: genrec data prepare --format {cfg.source} --path {folder} --out DIR")
     return 0

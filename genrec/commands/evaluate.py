@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..atomic import atomic_file
+from ..atomic import atomic_file, check_output_file
 from ..data import MAX_HISTORY, RecDataset, leave_one_out
 from ..errors import DataError
 from ..evaluate import TABLE_KEYS, EvalOptions, PopularityRecommender, evaluate, metrics_table
@@ -18,6 +18,7 @@ class EvaluateConfig(EvalOptions):
     data: str = ""                 # the dataset folder the model was trained on
     out: str | None = None         # write the metrics JSON here
     max_history: int = MAX_HISTORY  # history items a model sees
+    overwrite: bool = False        # replace the --out file if it exists
 
 
 def load_recommender(path: str, dataset: RecDataset, splits, options: EvalOptions):
@@ -39,6 +40,8 @@ def load_recommender(path: str, dataset: RecDataset, splits, options: EvalOption
 
 
 def evaluate_command(cfg: EvaluateConfig) -> int:
+    if cfg.out:
+        check_output_file(cfg.out, overwrite=cfg.overwrite)
     dataset = RecDataset.load(cfg.data)
     splits = leave_one_out(dataset, cfg.max_history)
     model, name = load_recommender(cfg.model, dataset, splits, cfg)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from semid.tokenizer import SemanticIdTokenizer
 from tasks import TaskConfig, build_sft, save_sft, summary
 
+from ..atomic import check_output
 from ..data import RecDataset
 from .codebook import CACHE
 
@@ -17,9 +18,11 @@ class TasksBuildConfig(TaskConfig):
     semid: str = ""                # a folder from `genrec codebook build`
     out: str = ""                  # output folder (datasets.save_to_disk)
     cache_dir: str | None = str(CACHE / "generated")  # cache of local-LM answers
+    overwrite: bool = False        # replace OUT if an earlier genrec command wrote it
 
 
 def build(cfg: TasksBuildConfig) -> int:
+    check_output(cfg.out, inputs=(cfg.data, cfg.semid), overwrite=cfg.overwrite)
     tasks_cfg = TaskConfig(**{f.name: getattr(cfg, f.name) for f in fields(TaskConfig)})
     semid = SemanticIdTokenizer.from_pretrained(cfg.semid)
     sft = build_sft(RecDataset.load(cfg.data), semid, tasks_cfg)

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from ..atomic import atomic_folder
 from ..errors import DataError
+from .io import load_json
 from .text import TEXT_FIELDS, has_text
 
 log = logging.getLogger("genrec.data")
@@ -173,7 +174,7 @@ class RecDataset:
         if missing:
             raise DataError(f"{data_dir}: not a genrec dataset folder (missing {', '.join(missing)}); "
                             "create one with `genrec data prepare`")
-        info = json.loads((data_dir / "dataset.json").read_text())
+        info = load_json(data_dir / "dataset.json")
         if info.get("format_version") != FORMAT_VERSION:
             raise DataError(f"{data_dir}/dataset.json: format version {info.get('format_version')} "
                             f"is not {FORMAT_VERSION}; prepare the data again")

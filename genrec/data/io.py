@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import gzip
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,10 +69,31 @@ def iter_records(path: Path) -> Iterator[tuple[int, dict]]:
 
 
 def load_json(path: Path):
+    """JSON whose objects may not repeat a key (the last one would win without a word)."""
+
+    def unique(pairs: list) -> dict:
+        seen: dict = {}
+        for key, value in pairs:
+            if key in seen:
+                raise DataError(f"{path}: key {key!r} appears twice; fix the file (which entry is meant is unknown)")
+            seen[key] = value
+        return seen
+
     try:
-        return json.loads(read_text(path))
+        return json.loads(read_text(path), object_pairs_hook=unique)
     except json.JSONDecodeError as err:
         raise DataError(f"{path}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from None
+
+
+def timestamp(value, path: Path, number: int) -> int:
+    """A time field as an integer, or a DataError naming the line: null, NaN and text are refused."""
+    try:
+        number_value = float(value)
+    except (TypeError, ValueError):
+        number_value = float("nan")
+    if not math.isfinite(number_value):
+        raise DataError(f"{path}: line {number}: timestamp {value!r} is not a number")
+    return int(number_value)
 
 
 def field(record: dict, key: str, path: Path, number: int):

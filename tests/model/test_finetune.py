@@ -238,3 +238,14 @@ def test_bad_settings_fail_when_the_config_is_read(world, tmp_path):
                                 ("history_head", "some", "history_head: expected one of 'codes', 'full'")]:
         with pytest.raises(DataError, match=message):
             _config(world, tmp_path / "m", **{key: value})
+
+
+def test_a_nan_loss_stops_training_with_an_error():
+    from genrec.finetune import FiniteLoss
+
+    class State:
+        global_step = 7
+
+    FiniteLoss().on_log(None, State(), None, logs={"loss": 1.5})
+    with pytest.raises(DataError, match="the loss is nan at step 7"):
+        FiniteLoss().on_log(None, State(), None, logs={"loss": float("nan")})

@@ -17,7 +17,7 @@ import pandas as pd
 
 from ...errors import DataError
 from ..dataset import RecDataset
-from ..io import field, find_one, iter_records, read_text
+from ..io import field, find_one, iter_records, read_text, timestamp
 from .common import item_from_raw
 
 log = logging.getLogger("genrec.data")
@@ -38,7 +38,10 @@ def _folder_and_files(path: Path, interaction_patterns: list[str], meta_patterns
 
 
 def _read_ratings_csv(path: Path, meta_asins: set[str]) -> pd.DataFrame:
-    frame = pd.read_csv(io.StringIO(read_text(path)), header=None, dtype=str)
+    text = read_text(path)
+    if not text.strip():
+        raise DataError(f"{path}: the ratings file is empty")
+    frame = pd.read_csv(io.StringIO(text), header=None, dtype=str)
     if frame.shape[1] < 4:
         raise DataError(f"{path}: expected 4 columns (user, item, rating, time), found {frame.shape[1]}")
     if not frame.iloc[0, 3].isdigit():  # a header row
@@ -63,7 +66,7 @@ def _read_reviews(path: Path, user_key: str, item_key: str, time_key: str) -> pd
     for number, record in iter_records(path):
         users.append(str(field(record, user_key, path, number)))
         items.append(str(field(record, item_key, path, number)))
-        times.append(int(field(record, time_key, path, number)))
+        times.append(timestamp(field(record, time_key, path, number), path, number))
     return pd.DataFrame({"user_id": users, "item_id": items, "timestamp": times})
 
 

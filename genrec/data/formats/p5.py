@@ -24,6 +24,9 @@ def load_p5(path: str | Path, item_text: str | Path | None = None, name: str | N
     seq_file = path if path.is_file() else find_one(folder, ["sequential_data.txt", "*sequential*.txt"], "sequence")
     maps_file = find_one(folder, ["datamaps.json"], "datamaps", required=False)
     maps = load_json(maps_file) if maps_file else {}
+    if maps_file and "id2item" not in maps:
+        raise DataError(f"{maps_file}: no id2item map, so the original item ids would be lost "
+                        f"(keys: {', '.join(sorted(maps)) or 'none'})")
     id2item = {str(k): str(v) for k, v in maps.get("id2item", {}).items()}
     id2user = {str(k): str(v) for k, v in maps.get("id2user", {}).items()}
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from ...errors import DataError
 from ..dataset import RecDataset
-from ..io import find_one, iter_lines
+from ..io import find_one, iter_lines, timestamp
 from ..text import make_item
 
 _TEXT_COLUMNS = {"title": "title", "name": "title", "text": "description", "description": "description",
@@ -52,20 +52,8 @@ def _read_inter(path: Path) -> pd.DataFrame:
     frame = pd.DataFrame({"user_id": [r[user] for _, r in rows], "item_id": [r[item] for _, r in rows]})
     if "timestamp" in names:
         stamp = names.index("timestamp")
-        try:
-            frame["timestamp"] = [int(float(r[stamp])) for _, r in rows]
-        except ValueError:
-            bad = next(n for n, r in rows if not _is_number(r[stamp]))
-            raise DataError(f"{path}: line {bad}: timestamp is not a number") from None
+        frame["timestamp"] = [timestamp(r[stamp], path, n) for n, r in rows]
     return frame
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 def _read_items(path: Path, rename: dict[str, str]) -> list[dict]:
