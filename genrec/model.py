@@ -230,13 +230,13 @@ class GenRecModel:
         if not (folder / CONFIG_FILE).is_file():
             raise DataError(f"{folder}: no {CONFIG_FILE}; not a model saved by genrec")
         info = json.loads((folder / CONFIG_FILE).read_text())
-        if "{history}" not in info.get("prompts", {}).get("seqrec", ""):
-            raise DataError(f"{folder}/{CONFIG_FILE}: no `prompts.seqrec` template with a {{history}} field (a model "
-                            "saved by an older genrec); finetune it again")
         weights = ["adapter_model.safetensors"] if info.get("peft") else ["model.safetensors"]
         missing = [f for f in ["tokenizer.json", "semid/config.json", *weights] if not (folder / f).is_file()]
         if missing and not (not info.get("peft") and list(folder.glob("model-*.safetensors"))):
             raise DataError(f"{folder}: missing {', '.join(missing)}; the model folder is incomplete")
+        if "{history}" not in info.get("prompts", {}).get("seqrec", ""):
+            raise DataError(f"{folder}/{CONFIG_FILE}: no `prompts.seqrec` template with a {{history}} field (a model "
+                            "saved by an older genrec); finetune it again")
         backbone = BackboneConfig(**info["backbone"])
         semid = SemanticIdTokenizer.from_pretrained(folder / "semid")
         try:

@@ -49,7 +49,7 @@ def test_resume_continues_from_the_saved_step(world, tmp_path):
     assert summary["steps"] == 9
     log = [json.loads(line) for line in (tmp_path / "m" / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if "loss" in r] == list(range(1, 10))  # steps 1-6 once, then 7-9: resumed
-    with pytest.raises(DataError, match="no checkpoint"):
+    with pytest.raises(DataError, match="no complete checkpoint"):
         finetune(_config(world, tmp_path / "fresh", resume=True))
 
 
