@@ -265,13 +265,24 @@ class SequentialRecommender:
     @torch.no_grad()
     def recommend(self, histories: list[np.ndarray], k: int, exclude_history: bool = False,
                   batch_size: int = 512) -> np.ndarray:
+        return self.recommend_scored(histories, k, exclude_history, batch_size)[0]
+
+    @torch.no_grad()
+    def recommend_scored(self, histories: list[np.ndarray], k: int, exclude_history: bool = False,
+                         batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+        """(items, scores), each (users, k), best first: the top k and their scores (the model's logits)."""
         self.model.eval()
-        out = []
+        items, values = [], []
         for start in range(0, len(histories), batch_size):
             chunk = histories[start : start + batch_size]
             scores = self.model.scores(self.model.user_vectors(chunk)).numpy()
-            out.append(top_k(mask_history(scores, chunk) if exclude_history else scores, k))
-        return np.concatenate(out) if out else np.zeros((0, k), dtype=np.int64)
+            scores = mask_history(scores, chunk) if exclude_history else scores
+            top = top_k(scores, k)
+            items.append(top)
+            values.append(np.take_along_axis(scores, np.maximum(top, 0), axis=1))
+        if not items:
+            return np.zeros((0, k), dtype=np.int64), np.zeros((0, k), dtype=np.float32)
+        return np.concatenate(items), np.concatenate(values)
 
     def save_pretrained(self, folder: str | Path) -> None:
         folder = mark(folder)

@@ -20,7 +20,7 @@ LAYERS = [
     ("genrec.model", "genrec.decode"),
     ("genrec.evaluate",),
     ("genrec.finetune", "baselines"),
-    ("genrec.pipeline", "genrec.commands", "genrec.cli", "genrec.__main__"),
+    ("genrec.pipeline", "genrec.serve", "genrec.commands", "genrec.cli", "genrec.__main__"),
 ]
 
 

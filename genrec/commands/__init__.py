@@ -41,6 +41,8 @@ COMMANDS = (
             "EvaluateConfig", "evaluate_command", required=("model", "data")),
     Command(("baseline", "train"), "train and save a baseline recommender on the same split", "baseline",
             "BaselineTrainConfig", "train_command", required=("method", "data", "out")),
+    Command(("serve",), "an HTTP API over a saved model, with dynamic batching", "serve", "ServeConfig", "serve",
+            required=("model",)),
     Command(("run",), "a whole YAML recipe: data, codebook, SFT data, finetune, evaluate (cached, resumable)", "run",
             "RunConfig", "run", recipe=True),
     Command(("demo",), "the quickstart recipe through `genrec run`, with a report of what it built", "run",
