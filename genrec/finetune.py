@@ -347,7 +347,7 @@ def finetune(cfg: FinetuneConfig) -> dict:
     summary = {"train_seconds": result.metrics.get("train_runtime"), "steps": trainer.state.global_step,
                "best_checkpoint": trainer.state.best_model_checkpoint, **best}
     if trainer.is_world_process_zero():
-        genrec.info.update({"finetune": asdict(cfg), "validation": best})
+        genrec.info.update({"finetune": asdict(cfg), "validation": best, "dataset": dataset.name})
         genrec.save_pretrained(out)
         (out / "finetune_summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary

@@ -27,6 +27,7 @@ from semid.tokenizer import SemanticIdTokenizer
 from tasks import templates
 
 from .atomic import mark
+from .card import write_model_card
 from .decode import CodeTrie, beam_search, exact_topk
 from .errors import DataError, first_line
 from .sources import load_pretrained
@@ -221,6 +222,7 @@ class GenRecModel:
                 "semid_fingerprint": self.semid.fingerprint()}
         (out / CONFIG_FILE).write_text(json.dumps(info, indent=2))
         (out / "titles.json").write_text(json.dumps(self.titles))
+        write_model_card(out)
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> GenRecModel:

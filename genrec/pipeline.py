@@ -28,6 +28,7 @@ from semid.tokenizer import SemanticIdTokenizer
 from tasks import TaskConfig, build_sft, save_sft
 
 from .atomic import atomic_folder, folder_lock, made_by_genrec, mark
+from .card import write_model_card
 from .config import build
 from .data import DataConfig, DataError, RecDataset, leave_one_out, load_dataset
 from .evaluate import TABLE_KEYS, EvalOptions, PopularityRecommender, evaluate, metrics_table, plot_groups
@@ -195,6 +196,7 @@ class Run:
         results = {name: evaluate(m, dataset, options["split"], splits=splits, users=options["users"],
                                   exclude_history=options["exclude_history"]) for name, m in models.items()}
         table = metrics_table(results, TABLE_KEYS)
+        write_model_card(self.root / "model", results)  # the card shows the run's numbers
         with atomic_folder(folder) as tmp:
             (tmp / "metrics.json").write_text(json.dumps(results, indent=2))  # metrics only: runs compare byte for byte
             timings = {name: {"train_seconds": seconds} for name, seconds in train_seconds.items()}

@@ -17,7 +17,7 @@ LAYERS = [
     ("genrec.data",),
     ("semid",),
     ("tasks",),
-    ("genrec.model", "genrec.decode"),
+    ("genrec.model", "genrec.decode", "genrec.card"),
     ("genrec.evaluate",),
     ("genrec.finetune", "baselines"),
     ("genrec.pipeline", "genrec.serve", "genrec.commands", "genrec.cli", "genrec.__main__"),
