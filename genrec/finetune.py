@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from .evaluate import ranking_metrics
 from .model import BackboneConfig, GenRecModel
 
 log = logging.getLogger("genrec.finetune")
+MAIN_PROCESS = int(os.environ.get("RANK", "0")) == 0  # torchrun / accelerate launch set RANK per process
 STARTED = "started.json"  # the configuration key of the checkpoints under OUT/checkpoints
 TRACKERS = ("none", "tensorboard", "wandb", "trackio")
 
@@ -274,7 +276,7 @@ class FiniteLoss(TrainerCallback):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(loss):
             raise DataError(f"training diverged: the loss is {loss} at step {state.global_step}; lower "
-                            "finetune.learning_rate (nothing was saved)")
+                            "finetune.learning_rate (the model was not saved)")
 
 
 def finetune(cfg: FinetuneConfig) -> dict:
@@ -287,12 +289,13 @@ def finetune(cfg: FinetuneConfig) -> dict:
         if checkpoint is None:
             raise DataError(f"--resume: no complete checkpoint of this configuration under {checkpoints}")
         log.info("resuming from %s", checkpoint)
-    else:
+    elif MAIN_PROCESS:  # under accelerate launch, one process checks and prepares the folder
         check_output(out, inputs=(cfg.data, cfg.semid, cfg.sft), overwrite=cfg.overwrite)
         if checkpoints.is_dir():  # an earlier run's, in a folder genrec made: never resumed by mistake
             shutil.rmtree(checkpoints)
-    mark(out)
-    (out / STARTED).write_text(json.dumps({"key": config_key(cfg)}))
+    if MAIN_PROCESS:
+        mark(out)
+        (out / STARTED).write_text(json.dumps({"key": config_key(cfg)}))
     history_loss = "history_loss" in sft["train"].column_names and any(sft["train"]["history_loss"])
     train = sft["train"].select_columns(["prompt", "completion", *(["history_loss"] if history_loss else [])])
     texts = [t for t in list(train["prompt"]) + list(train["completion"]) if isinstance(t, str)]
