@@ -27,6 +27,7 @@ import httpx
 import numpy as np
 
 from genrec.model import BackboneConfig, GenRecModel, ScratchConfig
+from genrec.serve import ServedModel
 from semid.tokenizer import SemanticIdTokenizer
 
 K = 10
@@ -101,6 +102,24 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) * 1000
 
 
+def compute_ms(model_dir: Path, pool_size: int = 64) -> dict[int, float]:
+    """The model call alone, in-process: ms for a batch of 1, 8 and 64 histories (median of 3), the bound on
+    what batching can give."""
+    served = ServedModel(model_dir)
+    rng = np.random.default_rng(1)
+    histories = [rng.choice(len(served.catalogue), size=10, replace=False) for _ in range(pool_size)]
+    out = {}
+    for n in (1, 8, 64):
+        served.top_k(histories[:n], K, False)
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            served.top_k(histories[:n], K, False)
+            times.append(time.perf_counter() - started)
+        out[n] = round(statistics.median(times) * 1000, 1)
+    return out
+
+
 def measure(model_dir: Path, args, label: str) -> list[dict]:
     model = GenRecModel.from_pretrained(model_dir)
     ids = model.semid.item_ids
@@ -109,7 +128,8 @@ def measure(model_dir: Path, args, label: str) -> list[dict]:
     index = {item: i for i, item in enumerate(ids)}
     prompts = [model.history_prompt(np.array([index[i] for i in h])) for h in pool]
     expected = [model.recommend_prompts([p], K, beams=20) for p in prompts]  # the direct call, one history at a time
-    rows = []
+    rows, compute = [], compute_ms(model_dir)
+    print(f"{label}: the model call alone takes {compute} ms for 1 / 8 / 64 histories", flush=True)
     for max_batch in (1, 64):
         process, url = start(model_dir, max_batch)
         try:
@@ -132,7 +152,7 @@ def measure(model_dir: Path, args, label: str) -> list[dict]:
                      "requests_per_s": round(len(answers) / wall, 1),
                      "p50_ms": round(percentile(latencies, 50), 1), "p95_ms": round(percentile(latencies, 95), 1),
                      "p99_ms": round(percentile(latencies, 99), 1),
-                     "lone_p50_ms": round(statistics.median(lone) * 1000, 1)})
+                     "lone_p50_ms": round(statistics.median(lone) * 1000, 1), "model_call_ms": compute})
         print(rows[-1], flush=True)
     return rows
 

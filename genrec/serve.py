@@ -100,7 +100,8 @@ class ServedModel:
         if self.info["kind"] == "baseline":
             return self.model.recommend_scored(histories, k, exclude_history)
         prompts = [self.model.history_prompt(h) for h in histories]
-        options = {**self.model.decode_options, "exclude": histories if exclude_history else None}
+        options = {"batch_size": len(prompts), **self.model.decode_options,
+                   "exclude": histories if exclude_history else None}  # the gathered batch is one decode
         return self.model.recommend_prompts(prompts, k, **options)
 
 
