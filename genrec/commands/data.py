@@ -18,10 +18,14 @@ class PrepareConfig(DataConfig):
 
 def prepare(cfg: PrepareConfig) -> int:
     check_output(cfg.out, inputs=(cfg.path, cfg.item_text), overwrite=cfg.overwrite)
-    dataset = load_dataset(cfg)
-    dataset.save(cfg.out)
+    return save(load_dataset(cfg), cfg.out)
+
+
+def save(dataset: RecDataset, out: str) -> int:
+    """Write the dataset folder and say what is in it."""
+    dataset.save(out)
     print(format_stats(dataset_stats(dataset)))
-    print(f"saved to {cfg.out}")
+    print(f"saved to {out}")
     return 0
 
 
@@ -46,11 +50,7 @@ class SyntheticCommand(SyntheticConfig):
 def synthetic(cfg: SyntheticCommand) -> int:
     check_output(cfg.out, overwrite=cfg.overwrite)
     fields = {k: v for k, v in vars(cfg).items() if k not in ("out", "overwrite")}
-    dataset = make_synthetic(SyntheticConfig(**fields))
-    dataset.save(cfg.out)
-    print(format_stats(dataset_stats(dataset)))
-    print(f"saved to {cfg.out}")
-    return 0
+    return save(make_synthetic(SyntheticConfig(**fields)), cfg.out)
 
 
 @dataclass
