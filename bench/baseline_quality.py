@@ -1,6 +1,6 @@
 """Every baseline on one real dataset: the same leave-one-out split, full ranking, test metrics and training time.
 
-    python bench/baseline_quality.py --format movielens --path ../shared/datasets/ml-100k \\
+    python bench/baseline_quality.py --format movielens --path $GENREC_DATASETS/ml-100k \\
         --methods sasrec,bert4rec,gru4rec,llmesr,elephant-random,elephant-plm,elephant \\
         --json bench/results/baselines_ml-100k.json [--set epochs=100 tune.steps=200] [--save runs/baselines]
 

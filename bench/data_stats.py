@@ -1,12 +1,13 @@
 """Statistics of the real datasets, as `genrec data prepare` reads them (the README table).
 
-    python bench/data_stats.py [--datasets ../shared/datasets] [--json bench/results/data_stats.json]
+    python bench/data_stats.py [--datasets $GENREC_DATASETS] [--json bench/results/data_stats.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -18,7 +19,7 @@ DATASETS = {"beauty": "p5", "sports": "p5", "games": "lcrec", "instruments": "lc
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", default=str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+    parser.add_argument("--datasets", default=os.environ.get("GENREC_DATASETS", "datasets"))
     parser.add_argument("--json", default="bench/results/data_stats.json")
     args = parser.parse_args()
 

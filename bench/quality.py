@@ -5,7 +5,7 @@ chain and our full-softmax SASRec on the same leave-one-out split, and the publi
 
 Each dataset runs `genrec run recipes/<dataset>.yaml` in its own process (so its peak memory is its own) in
 `runs/quality/<dataset>`; a finished stage is cached, so rerunning with more steps only redoes what changed.
-Published numbers are those collected in ../shared/datasets/README.md (leave-one-out, full ranking). Rows
+Published numbers are the papers' (TIGER, LC-Rec, LETTER; leave-one-out, full ranking). Rows
 from bench/results/baselines_<dataset>.json (bench/baseline_quality.py: the same split, the same evaluation) are
 shown too, so a slow baseline is trained once and not again in every quality run (pass `baselines=[popularity]`).
 """
