@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from genrec.atomic import mark
 from genrec.data import DataError, Split
-from genrec.errors import first_line
+from genrec.errors import describe
 from genrec.evaluate import mask_history, ranking_metrics, top_k
 
 
@@ -305,8 +305,7 @@ class SequentialRecommender:
             model = cls._restore(info, state)
             model.model.load_state_dict(state)
         except Exception as err:  # json, pickle, OS and shape errors alike mean a damaged folder
-            raise DataError(f"{folder}: not a saved {cls.__name__} or a damaged one ({type(err).__name__}: "
-                            f"{first_line(err)})") from None
+            raise DataError(f"{folder}: not a saved {cls.__name__} or a damaged one ({describe(err)})") from None
         bad = [name for name, t in state.items() if t.is_floating_point() and not torch.isfinite(t).all()]
         if bad:
             raise DataError(f"{folder}/model.pt: {bad[0]} holds NaN or infinite values; the file is damaged or "

@@ -102,10 +102,9 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) * 1000
 
 
-def compute_ms(model_dir: Path, pool_size: int = 64) -> dict[int, float]:
+def compute_ms(served: ServedModel, pool_size: int = 64) -> dict[int, float]:
     """The model call alone, in-process: ms for a batch of 1, 8 and 64 histories (median of 3), the bound on
     what batching can give."""
-    served = ServedModel(model_dir)
     rng = np.random.default_rng(1)
     histories = [rng.choice(len(served.catalogue), size=10, replace=False) for _ in range(pool_size)]
     out = {}
@@ -121,14 +120,14 @@ def compute_ms(model_dir: Path, pool_size: int = 64) -> dict[int, float]:
 
 
 def measure(model_dir: Path, args, label: str) -> list[dict]:
-    model = GenRecModel.from_pretrained(model_dir)
-    ids = model.semid.item_ids
+    served = ServedModel(model_dir)
+    model, ids = served.model, served.model.semid.item_ids
     rng = np.random.default_rng(0)
     pool = [[ids[i] for i in rng.choice(len(ids), size=int(rng.integers(3, 21)), replace=False)] for _ in range(64)]
     index = {item: i for i, item in enumerate(ids)}
     prompts = [model.history_prompt(np.array([index[i] for i in h])) for h in pool]
     expected = [model.recommend_prompts([p], K, beams=20) for p in prompts]  # the direct call, one history at a time
-    rows, compute = [], compute_ms(model_dir)
+    rows, compute = [], compute_ms(served)
     print(f"{label}: the model call alone takes {compute} ms for 1 / 8 / 64 histories", flush=True)
     for max_batch in (1, 64):
         process, url = start(model_dir, max_batch)

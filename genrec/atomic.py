@@ -24,6 +24,15 @@ def made_by_genrec(folder: str | Path) -> bool:
     return (Path(folder) / MARKER).is_file()
 
 
+def foreign(folder: str | Path) -> bool:
+    """True when `folder` exists and holds what genrec did not write (a file, or a non-empty unmarked folder):
+    genrec never replaces it."""
+    folder = Path(folder)
+    if not folder.exists():
+        return False
+    return not folder.is_dir() or (any(folder.iterdir()) and not made_by_genrec(folder))
+
+
 def mark(folder: str | Path) -> Path:
     """Create `folder` (if needed) as a genrec output folder."""
     folder = Path(folder)
@@ -45,12 +54,11 @@ def check_output(out: str | Path, *, inputs: tuple = (), overwrite: bool = False
         source = Path(source).resolve()
         if resolved == source or source in resolved.parents or resolved in source.parents:
             raise DataError(f"{what} {out}: overlaps the input {source}; write the output somewhere else")
-    if out.is_dir() and any(out.iterdir()):
-        if not made_by_genrec(out):
-            raise DataError(f"{what} {out}: the folder exists and genrec did not make it; choose a new folder "
-                            "(genrec only replaces folders it wrote)")
-        if not overwrite:
-            raise DataError(f"{what} {out}: exists (a genrec output); pass --overwrite to replace it")
+    if foreign(out):
+        raise DataError(f"{what} {out}: the folder exists and genrec did not make it; choose a new folder "
+                        "(genrec only replaces folders it wrote)")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise DataError(f"{what} {out}: exists (a genrec output); pass --overwrite to replace it")
     return out
 
 
@@ -69,7 +77,7 @@ def atomic_folder(out_dir: str | Path) -> Iterator[Path]:
     """Yield a temporary folder beside `out_dir`; on success it replaces `out_dir` (only an empty folder or one
     genrec made), on failure it is removed."""
     out_dir = Path(out_dir)
-    if out_dir.exists() and not (out_dir.is_dir() and (made_by_genrec(out_dir) or not any(out_dir.iterdir()))):
+    if foreign(out_dir):
         raise DataError(f"{out_dir}: exists and genrec did not make it; genrec will not replace it")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))

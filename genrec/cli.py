@@ -106,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         from .config import config_from_args
 
         if getattr(args, "recipe", None):
-            args.config = args.config or args.recipe
+            if args.config:
+                raise DataError(f"genrec run: give the recipe {args.recipe} or --config {args.config}, not both")
+            args.config = args.recipe
         args.config = args.config or args.default_recipe
         cfg = config_from_args(args, " ".join(args.chosen.words), settings)
         return args.function(cfg)

@@ -184,6 +184,12 @@ def build(cls, raw, where: str = ""):
         raise DataError(f"{prefix}{err}") from None
 
 
+def section(cfg, cls):
+    """The `cls` part of `cfg`, an instance of a subclass of dataclass `cls` (a command's config that adds its
+    folders to a library config)."""
+    return cls(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls) if f.init})
+
+
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():

@@ -9,7 +9,8 @@ class DataError(ValueError):
     """Input data is missing, malformed or inconsistent; the message names the file, row and field."""
 
 
-def first_line(err: BaseException, limit: int = 300) -> str:
-    """An exception's message for a DataError: its first line, cut at a word boundary when long."""
+def describe(err: BaseException, limit: int = 300) -> str:
+    """An exception for a DataError's message: its type and first line, cut at a word boundary when long."""
     text = (str(err).strip().splitlines() or [""])[0]
-    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
+    text = text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
+    return f"{type(err).__name__}: {text}"

@@ -29,7 +29,7 @@ from tasks import templates
 from .atomic import mark
 from .card import write_model_card
 from .decode import CodeTrie, beam_search, exact_topk
-from .errors import DataError, first_line
+from .errors import DataError, describe
 from .sources import load_pretrained
 
 log = logging.getLogger("genrec.model")
@@ -244,8 +244,7 @@ class GenRecModel:
         try:
             tokenizer = AutoTokenizer.from_pretrained(folder)
         except Exception as err:  # a damaged tokenizer.json raises several types
-            detail = f"{type(err).__name__}: {first_line(err)}"
-            raise DataError(f"{folder}: the tokenizer cannot be loaded ({detail})") from None
+            raise DataError(f"{folder}: the tokenizer cannot be loaded ({describe(err)})") from None
         ids = tokenizer.convert_tokens_to_ids(semid.all_tokens())
         missing = [t for t, i in zip(semid.all_tokens(), ids) if i is None or i == tokenizer.unk_token_id]
         if missing:
@@ -265,8 +264,7 @@ class GenRecModel:
         except DataError:
             raise
         except Exception as err:  # safetensors, OS, shape and config errors alike mean a damaged folder
-            detail = f"{type(err).__name__}: {first_line(err)}"
-            raise DataError(f"{folder}: the weights cannot be loaded ({detail})") from None
+            raise DataError(f"{folder}: the weights cannot be loaded ({describe(err)})") from None
         bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
         if bad:
             raise DataError(f"{folder}: the weights hold NaN or infinite values ({bad[0]}); the file is damaged or "

@@ -27,7 +27,7 @@ from semid.codebook import CodebookConfig, build_codebook, save_codebook
 from semid.tokenizer import SemanticIdTokenizer
 from tasks import TaskConfig, build_sft, save_sft
 
-from .atomic import atomic_folder, folder_lock, made_by_genrec, mark
+from .atomic import atomic_folder, folder_lock, foreign, mark
 from .card import write_model_card
 from .config import build
 from .data import DataConfig, DataError, RecDataset, leave_one_out, load_dataset
@@ -210,7 +210,7 @@ class Run:
 
     def run(self) -> dict:
         """Every stage in order, with the run folder locked; a folder genrec did not make is refused."""
-        if self.root.exists() and any(self.root.iterdir()) and not made_by_genrec(self.root):
+        if foreign(self.root):
             raise DataError(f"run folder {self.root}: exists and genrec did not make it; choose another name or "
                             "run_dir")
         mark(self.root)

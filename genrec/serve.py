@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from fastapi import Request  # at module level: route annotations are resolved from here
 from pydantic import BaseModel, Field, model_validator
 
 from .errors import DataError
@@ -112,7 +113,7 @@ class Batcher:
         self.served, self.max_batch, self.max_wait = served, max_batch, max_wait_ms / 1000
         self.queue: asyncio.Queue = asyncio.Queue()
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genrec-model")
-        self.batches: list[int] = []  # histories per model call, for the bench and the tests
+        self.batches: deque[int] = deque(maxlen=10_000)  # histories per recent model call (bench, tests)
 
     async def submit(self, histories: list[np.ndarray], k: int, exclude_history: bool):
         future = asyncio.get_running_loop().create_future()
@@ -160,19 +161,17 @@ def create_app(served: ServedModel, max_batch: int = 64, max_wait_ms: float = 5.
     """The FastAPI application serving `served`."""
     from contextlib import asynccontextmanager
 
-    from fastapi import FastAPI, Request
+    from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
 
     from . import __version__
 
     catalogue = served.catalogue
-    batcher_box: dict = {}
 
     @asynccontextmanager
     async def lifespan(app):
-        batcher = Batcher(served, max_batch, max_wait_ms)
-        batcher_box["batcher"] = app.state.batcher = batcher
+        batcher = app.state.batcher = Batcher(served, max_batch, max_wait_ms)
         worker = asyncio.create_task(batcher.run())
         yield
         worker.cancel()
@@ -220,7 +219,7 @@ def create_app(served: ServedModel, max_batch: int = 64, max_wait_ms: float = 5.
                           for i, s in zip(items, scores) if i >= 0]}
 
     @app.post("/recommend", response_model=Recommendations | BatchRecommendations)
-    async def recommend(body: RecommendRequest):
+    async def recommend(body: RecommendRequest, request: Request):
         """One history (`history`) or several (`histories`); each answered with its top `k` items."""
         if not 1 <= body.k <= len(catalogue):
             return error(422, f"k: must be between 1 and the catalogue size ({len(catalogue)}), not {body.k}")
@@ -235,7 +234,7 @@ def create_app(served: ServedModel, max_batch: int = 64, max_wait_ms: float = 5.
                          for n, h in enumerate(raw)]
         except DataError as err:
             return error(422, str(err))
-        items, scores = await batcher_box["batcher"].submit(histories, body.k, body.exclude_history)
+        items, scores = await request.app.state.batcher.submit(histories, body.k, body.exclude_history)
         answers = [render(i, s) for i, s in zip(items, scores)]
         return answers[0] if body.history is not None else {"results": answers}
 

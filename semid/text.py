@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from genrec.atomic import atomic_file
-from genrec.errors import DataError, first_line
+from genrec.errors import DataError
 from genrec.sources import MINILM, load_kwargs, offline_hint, resolve
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ class SentenceTransformerEncoder:
         try:
             self.model = SentenceTransformer(path, device=device or "cpu", **load_kwargs(path, None))
         except (OSError, ValueError) as err:
-            raise DataError(f"{offline_hint(name)} ({type(err).__name__}: {first_line(err)})") from None
+            raise offline_hint(name, err) from None
 
     def encode(self, texts: list[str]) -> np.ndarray:
         return self.model.encode(texts, batch_size=self.batch_size, show_progress_bar=len(texts) > self.batch_size,
@@ -95,7 +95,7 @@ class MeanPoolEncoder:
             self.tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
             self.model = AutoModel.from_pretrained(path, **kwargs).to(self.device).eval()
         except (OSError, ValueError) as err:
-            raise DataError(f"{offline_hint(name)} ({type(err).__name__}: {first_line(err)})") from None
+            raise offline_hint(name, err) from None
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
 

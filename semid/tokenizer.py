@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from genrec.atomic import mark
-from genrec.errors import DataError, first_line
+from genrec.errors import DataError, describe
 
 from .quantizers import build_quantizer
 from .residual import residual_assign
@@ -146,7 +146,7 @@ class SemanticIdTokenizer:
             table = json.loads((folder / "codes.json").read_text())
             tensors = load_file(str(folder / "model.safetensors"))
         except Exception as err:  # json, OS and safetensors errors alike mean a damaged folder
-            raise DataError(f"{folder}: a file is corrupt ({type(err).__name__}: {first_line(err)})") from None
+            raise DataError(f"{folder}: a file is corrupt ({describe(err)})") from None
         if config.get("genrec_semid_version") != VERSION:
             raise DataError(f"{folder}/config.json: version {config.get('genrec_semid_version')!r}, this genrec "
                             f"reads version {VERSION}; rebuild the codebook")
@@ -167,7 +167,7 @@ class SemanticIdTokenizer:
                 quantizer.load_state_dict({k[len("quantizer."):]: v for k, v in tensors.items()})
             except RuntimeError as err:
                 raise DataError(f"{folder}/model.safetensors: the quantizer weights do not fit its config "
-                                f"({first_line(err)})") from None
+                                f"({describe(err)})") from None
             quantizer.eval()
         tokenizer = cls(codes, list(table), level_sizes, quantizer, config)
         if any(tokenizer.item_to_tokens(i) != t for i, t in enumerate(table.values())):

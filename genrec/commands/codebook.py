@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +10,7 @@ import numpy as np
 from semid.codebook import CodebookConfig, build_codebook, save_codebook
 
 from ..atomic import check_output
+from ..config import section
 from ..data import RecDataset
 
 CACHE = Path.home() / ".cache" / "genrec"
@@ -23,16 +24,12 @@ class CodebookBuildConfig(CodebookConfig):
     cache: str = str(CACHE / "embeddings")  # embedding cache folder
     overwrite: bool = False        # replace OUT if an earlier genrec command wrote it
 
-    def codebook(self) -> CodebookConfig:
-        """The codebook settings alone (what stats.json records)."""
-        return CodebookConfig(**{f.name: getattr(self, f.name) for f in fields(CodebookConfig)})
-
 
 def build(cfg: CodebookBuildConfig) -> int:
     check_output(cfg.out, inputs=(cfg.data, cfg.embeddings, cfg.collaborative), overwrite=cfg.overwrite)
     dataset = RecDataset.load(cfg.data)
     embeddings = np.load(cfg.embeddings) if cfg.embeddings else None
-    codebook = cfg.codebook()
+    codebook = section(cfg, CodebookConfig)  # the codebook settings alone (what stats.json records)
     tokenizer, stats = build_codebook(dataset, codebook, cache_dir=cfg.cache, embeddings=embeddings)
     save_codebook(tokenizer, {**stats, "config": asdict(codebook)}, cfg.out)
     print(summary(stats))

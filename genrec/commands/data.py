@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..atomic import check_output, mark
+from ..config import section
 from ..data import DataConfig, RecDataset, SyntheticConfig, dataset_stats, format_stats, load_dataset, make_synthetic
 
 
@@ -49,8 +50,7 @@ class SyntheticCommand(SyntheticConfig):
 
 def synthetic(cfg: SyntheticCommand) -> int:
     check_output(cfg.out, overwrite=cfg.overwrite)
-    fields = {k: v for k, v in vars(cfg).items() if k not in ("out", "overwrite")}
-    return save(make_synthetic(SyntheticConfig(**fields)), cfg.out)
+    return save(make_synthetic(section(cfg, SyntheticConfig)), cfg.out)
 
 
 @dataclass

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from semid.tokenizer import SemanticIdTokenizer
 from tasks import TaskConfig, build_sft, save_sft, summary
 
 from ..atomic import check_output
+from ..config import section
 from ..data import RecDataset
 from .codebook import CACHE
 
@@ -23,7 +24,7 @@ class TasksBuildConfig(TaskConfig):
 
 def build(cfg: TasksBuildConfig) -> int:
     check_output(cfg.out, inputs=(cfg.data, cfg.semid), overwrite=cfg.overwrite)
-    tasks_cfg = TaskConfig(**{f.name: getattr(cfg, f.name) for f in fields(TaskConfig)})
+    tasks_cfg = section(cfg, TaskConfig)
     semid = SemanticIdTokenizer.from_pretrained(cfg.semid)
     sft = build_sft(RecDataset.load(cfg.data), semid, tasks_cfg)
     save_sft(sft, cfg.out, tasks_cfg, semid)
