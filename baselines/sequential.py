@@ -268,6 +268,12 @@ class SequentialRecommender:
         return self.recommend_scored(histories, k, exclude_history, batch_size)[0]
 
     @torch.no_grad()
+    def score_items(self, histories: list[np.ndarray]) -> np.ndarray:
+        """(users, items): the model's logit for every item after each history (what score fusion blends)."""
+        self.model.eval()
+        return self.model.scores(self.model.user_vectors(histories)).numpy()
+
+    @torch.no_grad()
     def recommend_scored(self, histories: list[np.ndarray], k: int, exclude_history: bool = False,
                          batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
         """(items, scores), each (users, k), best first: the top k and their scores (the model's logits)."""
@@ -275,7 +281,7 @@ class SequentialRecommender:
         items, values = [], []
         for start in range(0, len(histories), batch_size):
             chunk = histories[start : start + batch_size]
-            scores = self.model.scores(self.model.user_vectors(chunk)).numpy()
+            scores = self.score_items(chunk)
             scores = mask_history(scores, chunk) if exclude_history else scores
             top = top_k(scores, k)
             items.append(top)

@@ -143,7 +143,7 @@ class EvalOptions:
 
     split: Literal["valid", "test"] = "test"  # the held-out item ranked: validation or test
     beams: int = 20                # beam width of genrec's constrained search (at least the depth, 20)
-    exact: bool = False            # genrec: the provably best 20 items (best-first search) instead of beams
+    exact: bool | None = None      # genrec: the provably best 20 items (default: yes for the parallel head)
     users: int | None = None       # a seeded random sample of this many users (quick checks)
     exclude_history: bool = False  # never recommend an item of the user's history (data without repeats)
 

@@ -29,9 +29,11 @@ from semid.tokenizer import SemanticIdTokenizer
 from tasks.rows import as_chat
 
 from .atomic import check_output, mark
-from .data import DataError, RecDataset
+from .data import MAX_HISTORY, DataError, RecDataset
 from .evaluate import ranking_metrics
-from .model import BackboneConfig, GenRecModel
+from .model import BackboneConfig, GenRecModel, Head
+from .progress import QuietProgress
+from .train_parallel import train_parallel
 
 log = logging.getLogger("genrec.finetune")
 MAIN_PROCESS = int(os.environ.get("RANK", "0")) == 0  # torchrun / accelerate launch set RANK per process
@@ -63,6 +65,8 @@ class FinetuneConfig:
     bf16: bool = False             # bfloat16 mixed precision (GPUs)
     gradient_checkpointing: bool = False
     history_head: Literal["codes", "full"] = "codes"  # history-loss targets scored over the code tokens or all
+    head: Head = "autoregressive"  # LC-Rec's next-code generation, or RPG's parallel semantic-ID head
+    item_inputs: Literal["mean", "sum"] = "mean"  # parallel head: an input item is the mean or sum of its code rows
     report_to: str | list[str] = "none"  # experiment tracking: none, tensorboard, wandb, trackio (or a list)
     run_name: str | None = None    # the run's name in the tracker (default: the output folder's name)
     resume: bool = False           # continue from the newest complete checkpoint of this configuration
@@ -262,13 +266,6 @@ def resumable_checkpoint(cfg: FinetuneConfig) -> Path | None:
     return complete[-1] if complete else None
 
 
-class QuietProgress(ProgressCallback):
-    """The trainer's progress bar without a printed dict per log step (they go to train_log.jsonl)."""
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        pass
-
-
 class FiniteLoss(TrainerCallback):
     """Stop at the first logged loss that is NaN or infinite: a diverged model is never saved."""
 
@@ -284,8 +281,8 @@ def finetune(cfg: FinetuneConfig) -> dict:
     dataset, semid, sft, sft_info = check_inputs(cfg)
     out = Path(cfg.out)
     checkpoints = out / "checkpoints"
+    checkpoint = resumable_checkpoint(cfg) if cfg.resume else None
     if cfg.resume:
-        checkpoint = resumable_checkpoint(cfg)
         if checkpoint is None:
             raise DataError(f"--resume: no complete checkpoint of this configuration under {checkpoints}")
         log.info("resuming from %s", checkpoint)
@@ -296,6 +293,8 @@ def finetune(cfg: FinetuneConfig) -> dict:
     if MAIN_PROCESS:
         mark(out)
         (out / STARTED).write_text(json.dumps({"key": config_key(cfg)}))
+    if cfg.head == "parallel":
+        return _finetune_parallel(cfg, dataset, semid, sft_info, checkpoint)
     history_loss = "history_loss" in sft["train"].column_names and any(sft["train"]["history_loss"])
     train = sft["train"].select_columns(["prompt", "completion", *(["history_loss"] if history_loss else [])])
     texts = [t for t in list(train["prompt"]) + list(train["completion"]) if isinstance(t, str)]
@@ -317,10 +316,7 @@ def finetune(cfg: FinetuneConfig) -> dict:
         seed=cfg.seed, data_seed=cfg.seed, bf16=cfg.bf16, activation_checkpointing=cfg.gradient_checkpointing,
         completion_only_loss=True, max_length=cfg.max_length, dataloader_num_workers=0, disable_tqdm=False,
     )
-    out.mkdir(parents=True, exist_ok=True)
-    log_path = out / "train_log.jsonl"
-    if not cfg.resume and log_path.exists():
-        log_path.unlink()
+    log_path = _fresh_log(cfg)
     code_ids = sorted(genrec.tokenizer.convert_tokens_to_ids(semid.all_tokens()))
     history_head = torch.tensor(code_ids) if history_loss and cfg.history_head == "codes" else None
     trainer = RankingSFTTrainer(
@@ -341,8 +337,38 @@ def finetune(cfg: FinetuneConfig) -> dict:
         trainer.train_dataset = trainer.train_dataset.map(
             lambda row: {"labels": label_history_codes(row["input_ids"], row["labels"], code_set, semid.num_levels)
                          if row["history_loss"] else row["labels"]}, desc="Labelling history items")
-    result = trainer.train(resume_from_checkpoint=str(checkpoint) if cfg.resume else None)
+    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     genrec.model = trainer.model
+    return _save(cfg, genrec, dataset, trainer, result, log_path)
+
+
+def _fresh_log(cfg: FinetuneConfig) -> Path:
+    """OUT/train_log.jsonl, emptied unless resuming."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log_path = out / "train_log.jsonl"
+    if not cfg.resume and log_path.exists():
+        log_path.unlink()
+    return log_path
+
+
+def _finetune_parallel(cfg: FinetuneConfig, dataset: RecDataset, semid: SemanticIdTokenizer, sft_info: dict,
+                       checkpoint: Path | None) -> dict:
+    """The parallel head: item sequences from the dataset's split (the SFT rows are not used; the SFT data's
+    `max_history` is)."""
+    genrec = GenRecModel.create(cfg.backbone, semid, seed=cfg.seed, prompts=sft_info.get("eval_prompts"),
+                                head="parallel", item_inputs=cfg.item_inputs)
+    genrec.titles = dict(zip(dataset.items["item_id"], dataset.titles()))
+    log_path = _fresh_log(cfg)
+    max_history = sft_info.get("config", {}).get("max_history", MAX_HISTORY)
+    trainer, result = train_parallel(cfg, genrec, dataset, max_history, [JsonlLog(log_path), FiniteLoss()],
+                                     checkpoint)
+    return _save(cfg, genrec, dataset, trainer, result, log_path)
+
+
+def _save(cfg: FinetuneConfig, genrec: GenRecModel, dataset: RecDataset, trainer, result, log_path: Path) -> dict:
+    """Plot the curves, re-evaluate the kept model, save it with its summary (the main process only)."""
+    out = Path(cfg.out)
     if trainer.is_world_process_zero():  # before the best model's re-evaluation joins the log
         kept = trainer.state.best_model_checkpoint
         plot_curves(log_path, out / "train_curves.png", int(kept.rsplit("-", 1)[1]) if kept else None)

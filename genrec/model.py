@@ -9,7 +9,11 @@ Two backbones through one code path:
   prompts plus the code tokens; fast enough to train on a laptop CPU.
 
 `GenRecModel` keeps model, tokenizer and semantic IDs together: one folder, `save_pretrained` /
-`from_pretrained`, and `recommend` for top-k items by constrained beam search.
+`from_pretrained`, and `recommend` for top-k items. Two heads, a setting of the model saved in genrec.json:
+- `autoregressive` (LC-Rec): prompts of code tokens, the next item's codes generated one token at a time by
+  constrained beam search over the code trie;
+- `parallel` (RPG): each history item one input position, every code of the next item predicted at once by
+  `genrec.parallel`, the whole catalogue scored exactly.
 """
 
 from __future__ import annotations
@@ -19,23 +23,30 @@ import logging
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 
 from semid.tokenizer import SemanticIdTokenizer
 from tasks import templates
 
 from .atomic import mark
 from .card import write_model_card
+from .data import MAX_HISTORY
 from .decode import CodeTrie, beam_search, exact_topk
 from .errors import DataError, describe
+from .parallel import DENSE_CELLS, ParallelHead, ParallelNet, dense_topk, item_scores, trie_beam_search
 from .sources import load_pretrained
 
 log = logging.getLogger("genrec.model")
 
 SPECIAL = {"pad_token": "<pad>", "eos_token": "<eos>", "bos_token": "<bos>", "unk_token": "<unk>"}
 CONFIG_FILE = "genrec.json"
+HEAD_FILE = "parallel_head.safetensors"
+HEADS = ("autoregressive", "parallel")
+Head = Literal["autoregressive", "parallel"]
 
 
 @dataclass
@@ -85,7 +96,7 @@ class BackboneConfig:
 
 # ---- tokenizers and backbones -----------------------------------------------------------------------------
 
-_WORDS = re.compile(r"<[a-z]_\d+>|\w+|[^\w\s]")
+_WORDS = re.compile(r"<[a-z]+_\d+>|\w+|[^\w\s]")
 
 
 def build_word_tokenizer(texts: list[str], semid: SemanticIdTokenizer, min_count: int = 1):
@@ -110,7 +121,7 @@ def build_word_tokenizer(texts: list[str], semid: SemanticIdTokenizer, min_count
     return tokenizer
 
 
-def build_scratch_model(cfg: ScratchConfig, tokenizer, seed: int = 0):
+def build_scratch_model(cfg: ScratchConfig, tokenizer, seed: int = 0, input_dropout: bool = True):
     from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
     classes = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM)}
@@ -124,15 +135,16 @@ def build_scratch_model(cfg: ScratchConfig, tokenizer, seed: int = 0):
                         bos_token_id=tokenizer.bos_token_id)
     torch.manual_seed(seed)
     model = model_cls(config)
-    add_residual_dropout(model, cfg.dropout)
+    add_residual_dropout(model, cfg.dropout, input_dropout)
     return model
 
 
-def add_residual_dropout(model, p: float) -> None:
+def add_residual_dropout(model, p: float, inputs: bool = True) -> None:
     """Dropout on the token embeddings and on each attention and MLP output before its residual add (as GPT-2
     and SASRec have), which LLaMA and Qwen2 lack: small models trained for many epochs on a catalogue of a few
     thousand items overfit without it. Forward hooks, so the weights stay plain LLaMA/Qwen2; train mode only.
-    No attention dropout: it moves attention off the fused kernel (a third slower forward and backward on CPU)."""
+    No attention dropout: it moves attention off the fused kernel (a third slower forward and backward on CPU).
+    `inputs=False` leaves the token embeddings alone (the parallel head drops its item inputs itself)."""
     if p == 0.0:
         return
 
@@ -141,7 +153,8 @@ def add_residual_dropout(model, p: float) -> None:
             return (torch.nn.functional.dropout(output[0], p, module.training), *output[1:])
         return torch.nn.functional.dropout(output, p, module.training)
 
-    model.get_input_embeddings().register_forward_hook(drop)
+    if inputs:
+        model.get_input_embeddings().register_forward_hook(drop)
     for layer in model.model.layers:
         layer.self_attn.register_forward_hook(drop)
         layer.mlp.register_forward_hook(drop)
@@ -187,18 +200,27 @@ class GenRecModel:
     info: dict = field(default_factory=dict)
     titles: dict[str, str] = field(default_factory=dict)   # item id -> display title, for people reading output
     decode_options: dict = field(default_factory=dict)     # defaults for recommend(): beams, exact, batch_size
+    head: ParallelHead | None = None                       # the parallel head's weights (None: autoregressive)
 
     @classmethod
     def create(cls, backbone: BackboneConfig, semid: SemanticIdTokenizer, texts: list[str] | None = None,
-               seed: int = 0, prompts: dict[str, str] | None = None) -> GenRecModel:
+               seed: int = 0, prompts: dict[str, str] | None = None, head: Head = "autoregressive",
+               item_inputs: Literal["mean", "sum"] = "mean") -> GenRecModel:
         """A fresh model for `semid`: scratch (word vocabulary from `texts`) or pretrained + code tokens.
+
+        `head="parallel"` adds the parallel semantic-ID head; its inputs are items (the `item_inputs` of their
+        code-token embeddings), so a scratch vocabulary holds the code tokens only.
 
         `prompts` are the templates the model is asked with at inference (`seqrec`: the next-item prompt, with a
         `{history}` field); they are saved with the model, so later edits of tasks/templates.py cannot change
         what a trained model is given. Default: the templates of this genrec's tasks."""
+        if head not in HEADS or item_inputs not in ("mean", "sum"):
+            raise DataError(f"head must be one of {', '.join(HEADS)} and item_inputs mean or sum, not {head!r} / "
+                            f"{item_inputs!r}")
+        parallel = head == "parallel"
         if backbone.scratch is not None:
-            tokenizer = build_word_tokenizer(texts or [], semid)
-            model = build_scratch_model(backbone.scratch, tokenizer, seed)
+            tokenizer = build_word_tokenizer([] if parallel else texts or [], semid)
+            model = build_scratch_model(backbone.scratch, tokenizer, seed, input_dropout=not parallel)
             add_code_tokens(model, tokenizer, semid)
         else:
             model, tokenizer = load_pretrained(backbone.name)
@@ -207,7 +229,13 @@ class GenRecModel:
                 model = apply_lora(model, backbone.lora, ids)
         tokenizer.padding_side = "left"
         prompts = prompts or templates.eval_prompts()
-        return cls(model, tokenizer, semid, backbone, {"semid_fingerprint": semid.fingerprint(), "prompts": prompts})
+        info = {"semid_fingerprint": semid.fingerprint(), "prompts": prompts, "head": head}
+        if parallel:
+            info["item_inputs"] = item_inputs
+            torch.manual_seed(seed)
+            return cls(model, tokenizer, semid, backbone, info, head=ParallelHead(model.config.hidden_size,
+                                                                                 semid.num_levels))
+        return cls(model, tokenizer, semid, backbone, info)
 
     @property
     def is_peft(self) -> bool:
@@ -222,6 +250,8 @@ class GenRecModel:
                 "semid_fingerprint": self.semid.fingerprint()}
         (out / CONFIG_FILE).write_text(json.dumps(info, indent=2))
         (out / "titles.json").write_text(json.dumps(self.titles))
+        if self.head is not None:
+            save_file({k: v.contiguous() for k, v in self.head.state_dict().items()}, str(out / HEAD_FILE))
         write_model_card(out)
 
     @classmethod
@@ -233,6 +263,8 @@ class GenRecModel:
             raise DataError(f"{folder}: no {CONFIG_FILE}; not a model saved by genrec")
         info = json.loads((folder / CONFIG_FILE).read_text())
         weights = ["adapter_model.safetensors"] if info.get("peft") else ["model.safetensors"]
+        parallel = info.get("head", "autoregressive") == "parallel"
+        weights += [HEAD_FILE] if parallel else []
         missing = [f for f in ["tokenizer.json", "semid/config.json", *weights] if not (folder / f).is_file()]
         if missing and not (not info.get("peft") and list(folder.glob("model-*.safetensors"))):
             raise DataError(f"{folder}: missing {', '.join(missing)}; the model folder is incomplete")
@@ -260,18 +292,23 @@ class GenRecModel:
             else:
                 model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
                 if backbone.scratch is not None:
-                    add_residual_dropout(model, backbone.scratch.dropout)
+                    add_residual_dropout(model, backbone.scratch.dropout, inputs=not parallel)
+            head = None
+            if parallel:
+                head = ParallelHead(model.config.hidden_size, semid.num_levels)
+                head.load_state_dict(load_file(str(folder / HEAD_FILE)))
         except DataError:
             raise
         except Exception as err:  # safetensors, OS, shape and config errors alike mean a damaged folder
             raise DataError(f"{folder}: the weights cannot be loaded ({describe(err)})") from None
-        bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+        named = [*model.named_parameters(), *(head.named_parameters(prefix="head") if head is not None else [])]
+        bad = [name for name, p in named if not torch.isfinite(p).all()]
         if bad:
             raise DataError(f"{folder}: the weights hold NaN or infinite values ({bad[0]}); the file is damaged or "
                             "training diverged")
         tokenizer.padding_side = "left"
         titles = json.loads((folder / "titles.json").read_text()) if (folder / "titles.json").is_file() else {}
-        return cls(model.eval(), tokenizer, semid, backbone, info, titles)
+        return cls(model.eval(), tokenizer, semid, backbone, info, titles, head=head.eval() if head else None)
 
     # ---- prompts and recommendations -------------------------------------------------------------------
 
@@ -324,7 +361,74 @@ class GenRecModel:
                   **kwargs) -> np.ndarray:
         """The `Recommender` protocol: top-k item ids for each history (dataset item indices); with
         `exclude_history` the search itself skips history items, so the list stays k long."""
+        return self.recommend_scored(histories, k, exclude_history, **kwargs)[0]
+
+    def recommend_scored(self, histories: list[np.ndarray], k: int = 10, exclude_history: bool = False,
+                         **kwargs) -> tuple[np.ndarray, np.ndarray]:
+        """(items, scores) by either head, with `decode_options` as defaults for the keyword options
+        (beams, exact, batch_size, candidates)."""
         options = {**self.decode_options, **kwargs}
         if exclude_history:
             options["exclude"] = histories
-        return self.recommend_prompts([self.history_prompt(h) for h in histories], k, **options)[0]
+        if self.head is not None:
+            return self.recommend_items(histories, k, **options)
+        options["exact"] = bool(options.get("exact"))  # None: the head's default, beam search here
+        return self.recommend_prompts([self.history_prompt(h) for h in histories], k, **options)
+
+    # ---- the parallel head ------------------------------------------------------------------------------
+
+    @property
+    def max_history(self) -> int:
+        return int(self.info.get("max_history", MAX_HISTORY))
+
+    def net(self) -> ParallelNet:
+        """The decoder, item inputs and parallel head as one module (the same weights, not a copy)."""
+        if self.head is None:
+            raise DataError("this model has the autoregressive head; item-level scoring needs head=parallel")
+        if getattr(self, "_net", None) is None or self._net.decoder is not self._decoder():
+            dropout = self.backbone.scratch.dropout if self.backbone.scratch is not None else 0.0
+            level_tokens = [torch.tensor(self.tokenizer.convert_tokens_to_ids(self.semid.level_tokens(level)))
+                            for level in range(self.semid.num_levels)]
+            self._net = ParallelNet(self._decoder(), self.head,
+                                    torch.from_numpy(self.semid.codes), level_tokens, self.tokenizer.pad_token_id,
+                                    self.info.get("item_inputs", "mean"), dropout)
+        return self._net
+
+    def _decoder(self):
+        base = self.model.get_base_model() if self.is_peft else self.model
+        return base.get_decoder()
+
+    @torch.no_grad()
+    def recommend_items(self, histories: list[np.ndarray], k: int = 10, beams: int | None = None,
+                        exact: bool | None = None, exclude=None, batch_size: int = 256,
+                        candidates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Parallel head: (items, scores), each (users, k), best first. Exact (every item scored) unless
+        `exact=False`, which walks the code trie with `beams` prefixes per level (for huge catalogues)."""
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        net = self.net().eval()
+        self.model.eval()
+        codes = net.codes.cpu()
+        pool = len(codes) if candidates is None else len(candidates)
+        step = max(1, min(batch_size, DENSE_CELLS // max(1, pool)))
+        items = np.full((len(histories), k), -1, dtype=np.int64)
+        scores = np.full((len(histories), k), -np.inf, dtype=np.float32)
+        for start in range(0, len(histories), step):
+            chunk = histories[start : start + step]
+            logp = net.user_log_probs(chunk, self.max_history).cpu()
+            skip = None if exclude is None else exclude[start : start + step]
+            if exact is False:
+                top, score = trie_beam_search(logp, self.trie(candidates), max(beams or k, k), k, skip)
+            else:
+                top, score = dense_topk(logp, codes, k, skip, candidates)
+            width = top.shape[1]
+            items[start : start + len(chunk), :width] = top.numpy()
+            scores[start : start + len(chunk), :width] = score.numpy()
+        return items, scores
+
+    @torch.no_grad()
+    def score_items(self, histories: list[np.ndarray]) -> np.ndarray:
+        """(users, items): the parallel head's score of every item after each history (a log-probability)."""
+        net = self.net().eval()
+        codes = net.codes.cpu()
+        return item_scores(net.user_log_probs(histories, self.max_history).cpu(), codes).numpy()

@@ -33,6 +33,7 @@ from .config import build
 from .data import DataConfig, DataError, RecDataset, leave_one_out, load_dataset
 from .evaluate import TABLE_KEYS, EvalOptions, PopularityRecommender, evaluate, metrics_table, plot_groups
 from .finetune import FinetuneConfig, finetune, resumable_checkpoint
+from .fusion import fuse
 from .model import GenRecModel
 
 log = logging.getLogger("genrec.pipeline")
@@ -52,6 +53,9 @@ class RunConfig:
     evaluate: EvalOptions = field(default_factory=EvalOptions)
     baselines: tuple[Literal[BASELINES], ...] = BASELINES  # rows beside genrec in the results
     sasrec: SequentialConfig = field(default_factory=SequentialConfig)  # the run's SASRec (baseline, collaborative)
+    # `sasrec`: a row "genrec + sasrec" blending both models' per-user normalised scores, its weight chosen on
+    # the validation split (needs finetune.head: parallel, which scores every item)
+    fusion: Literal["none", "sasrec"] = "none"
 
     def __post_init__(self):
         """Every section is typed and checked when the recipe is read, before any work starts."""
@@ -64,9 +68,11 @@ class RunConfig:
             raise DataError(f"finetune.{folders[0]}: a run sets the finetune folders itself; remove it from the recipe")
         if not self.name or Path(self.name).name != self.name or self.name in (".", ".."):
             raise DataError(f"name: {self.name!r} must be a plain folder name (use run_dir for a path)")
+        if self.fusion == "sasrec" and self.finetune.head != "parallel":
+            raise DataError("fusion: sasrec blends scores of every item, which only finetune.head: parallel gives")
 
     def needs_sasrec(self) -> bool:
-        return "sasrec" in self.baselines or self.codebook.collaborative == OWN_SASREC
+        return "sasrec" in self.baselines or self.codebook.collaborative == OWN_SASREC or self.fusion == "sasrec"
 
     def folder(self) -> Path:
         return Path(self.run_dir or f"runs/{self.name}")
@@ -176,7 +182,7 @@ class Run:
 
     def stage_results(self) -> dict:
         options = asdict(self.cfg.evaluate)
-        key = _digest(options, self.cfg.baselines, self.hashes["model"], self.hashes["sasrec"])
+        key = _digest(options, self.cfg.baselines, self.cfg.fusion, self.hashes["model"], self.hashes["sasrec"])
         folder = self.root / "results"
         if self._cached("results", key, "metrics.json"):
             return json.loads((folder / "metrics.json").read_text())
@@ -190,11 +196,18 @@ class Run:
         if "markov" in self.cfg.baselines:
             models["markov chain"] = MarkovRecommender(splits.train, dataset.num_items)
         train_seconds = {"genrec": self._stage_seconds("model")}
+        sasrec = SequentialRecommender.from_pretrained(self.root / "sasrec") if self.cfg.needs_sasrec() else None
         if "sasrec" in self.cfg.baselines:
-            models["sasrec"] = SequentialRecommender.from_pretrained(self.root / "sasrec")
+            models["sasrec"] = sasrec
             train_seconds["sasrec"] = self._stage_seconds("sasrec")
+        fusion = {}
+        if self.cfg.fusion == "sasrec":
+            log.info("fusion: choosing the weight of genrec + sasrec on %d validation users", len(splits.valid))
+            models["genrec + sasrec"], fusion = fuse(model, sasrec, splits, options["exclude_history"])
         results = {name: evaluate(m, dataset, options["split"], splits=splits, users=options["users"],
                                   exclude_history=options["exclude_history"]) for name, m in models.items()}
+        if fusion:
+            results["genrec + sasrec"].update(fusion)
         table = metrics_table(results, TABLE_KEYS)
         write_model_card(self.root / "model", results)  # the card shows the run's numbers
         with atomic_folder(folder) as tmp:

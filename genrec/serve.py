@@ -100,10 +100,8 @@ class ServedModel:
     def top_k(self, histories: list[np.ndarray], k: int, exclude_history: bool) -> tuple[np.ndarray, np.ndarray]:
         if self.info["kind"] == "baseline":
             return self.model.recommend_scored(histories, k, exclude_history)
-        prompts = [self.model.history_prompt(h) for h in histories]
-        options = {"batch_size": len(prompts), **self.model.decode_options,
-                   "exclude": histories if exclude_history else None}  # the gathered batch is one decode
-        return self.model.recommend_prompts(prompts, k, **options)
+        # the gathered batch is one decode
+        return self.model.recommend_scored(histories, k, exclude_history, batch_size=len(histories))
 
 
 class Batcher:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,7 +19,6 @@ from genrec.errors import DataError
 from .collaborative import load_item_vectors, to_latent_width, transition_prefix_share
 from .collisions import collision_rate, make_unique, uniform_mapping
 from .quantizers import build_quantizer
-from .residual import residual_assign
 from .rqvae import RQVAETrainConfig
 from .text import DEFAULT_FIELDS, EncoderConfig, TextTemplate, check_embeddings, embed_texts
 from .tokenizer import SemanticIdTokenizer
@@ -31,8 +31,10 @@ log = logging.getLogger("genrec.semid")
 
 @dataclass
 class CodebookConfig:
-    quantizer: Literal["rqvae", "rqkmeans"] = "rqvae"  # RQ-VAE, or training-free residual k-means
-    levels: tuple[int, ...] = (256, 256, 256)  # codebook size per level (one code per level)
+    # RQ-VAE, training-free residual k-means, or optimised product quantization (long unordered IDs, RPG)
+    quantizer: Literal["rqvae", "rqkmeans", "opq"] = "rqvae"
+    levels: tuple[int, ...] = (256, 256, 256)  # codebook size per level (one code per level; opq: e.g. 32 x 256)
+    train_items: int = 100_000               # rqkmeans, opq: fitted on a seeded sample of at most this many items
     seed: int = 0
     fields: tuple[str, ...] = DEFAULT_FIELDS  # item fields in the embedded text
     missing_text: Literal["placeholder", "error"] = "placeholder"  # items without text: their id stands in, or fail
@@ -66,6 +68,8 @@ class CodebookConfig:
 
     def quantizer_spec(self) -> dict:
         spec = {"kind": self.quantizer, "levels": list(self.levels)}
+        if self.quantizer != "rqvae":
+            spec["train_items"] = self.train_items
         if self.quantizer == "rqvae":
             spec.update(hidden=list(self.hidden), latent_dim=self.latent_dim,
                         commitment_weight=self.commitment_weight, dead_code_threshold=self.dead_code_threshold,
@@ -91,7 +95,7 @@ def build_codebook(dataset: RecDataset, cfg: CodebookConfig, cache_dir: str | Pa
         return reference_tokenizer(dataset)
     if dataset.num_items < 2:
         raise DataError(f"{dataset.name}: {dataset.num_items} item(s); a codebook needs at least 2")
-    capacity = int(np.prod(cfg.levels))
+    capacity = math.prod(cfg.levels)
     if dataset.num_items > capacity:
         raise DataError(f"{dataset.num_items} items do not fit in the code space {'x'.join(map(str, cfg.levels))} "
                         f"= {capacity}; add a level or enlarge the codebooks")
@@ -117,8 +121,7 @@ def build_codebook(dataset: RecDataset, cfg: CodebookConfig, cache_dir: str | Pa
     if not np.isfinite(recon_mse):
         raise DataError(f"{dataset.name}: the {cfg.quantizer} training diverged (reconstruction error {recon_mse}); "
                         "lower codebook.train.lr or check the embeddings (nothing was saved)")
-    with torch.no_grad():
-        raw, last_dist = residual_assign(quantizer.latent(torch.from_numpy(embeddings).float()), quantizer.codebooks())
+    raw, last_dist = quantizer.assign(torch.from_numpy(embeddings).float())
     raw, last_dist = raw.numpy(), last_dist.numpy()
     mapped = uniform_mapping(raw, last_dist, cfg.sinkhorn_epsilon, cfg.sinkhorn_iters) if cfg.uniform_mapping else raw
     codes = make_unique(mapped, last_dist)

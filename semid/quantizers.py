@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from genrec.errors import DataError
 
+from .pq import ProductQuantizer
 from .rqkmeans import ResidualKMeans
 from .rqvae import RQVAE
 
@@ -15,5 +16,7 @@ def build_quantizer(spec: dict, dim: int):
                      commitment_weight=spec["commitment_weight"], dead_code_threshold=spec["dead_code_threshold"],
                      kmeans_iters=spec["kmeans_iters"])
     if kind == "rqkmeans":
-        return ResidualKMeans(dim=dim, levels=tuple(spec["levels"]))
-    raise DataError(f"unknown quantizer {kind!r}; use 'rqvae' or 'rqkmeans'")
+        return ResidualKMeans(dim=dim, levels=tuple(spec["levels"]), train_items=spec.get("train_items"))
+    if kind == "opq":
+        return ProductQuantizer(dim=dim, levels=tuple(spec["levels"]), train_items=spec["train_items"])
+    raise DataError(f"unknown quantizer {kind!r}; use 'rqvae', 'rqkmeans' or 'opq'")

@@ -9,18 +9,25 @@ from __future__ import annotations
 
 import torch
 
+CHUNK = 65536  # rows per assignment chunk, so a million items never hold a million x K distance matrix per level
+
 
 def residual_assign(latent: torch.Tensor, codebooks: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """codes (n, levels) and squared distances to every last-level code (n, K_last)."""
-    residual = latent.float()
-    codes = []
-    distances = None
-    for codebook in codebooks:
-        distances = torch.cdist(residual, codebook.float()).pow(2)
-        index = distances.argmin(dim=1)
-        codes.append(index)
-        residual = residual - codebook[index]
-    return torch.stack(codes, dim=1), distances
+    codes, last = [], []
+    for start in range(0, len(latent), CHUNK):
+        residual = latent[start : start + CHUNK].float()
+        chunk_codes = []
+        for codebook in codebooks:
+            distances = torch.cdist(residual, codebook.float()).pow(2)
+            index = distances.argmin(dim=1)
+            chunk_codes.append(index)
+            residual = residual - codebook[index]
+        codes.append(torch.stack(chunk_codes, dim=1))
+        last.append(distances)
+    if not codes:
+        return torch.zeros(0, len(codebooks), dtype=torch.long), torch.zeros(0, len(codebooks[-1]))
+    return torch.cat(codes), torch.cat(last)
 
 
 def reconstruct(codes: torch.Tensor, codebooks: list[torch.Tensor]) -> torch.Tensor:

@@ -66,6 +66,11 @@ class RQVAE(nn.Module):
     def codebooks(self) -> list[torch.Tensor]:
         return [layer._codebook.embed[0] for layer in self.rq.layers]
 
+    @torch.no_grad()
+    def assign(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """codes (n, levels) and squared distances to every last-level code (n, K_last)."""
+        return residual_assign(self.latent(x), self.codebooks())
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(reconstruction loss, commitment loss, quantized latents) on a batch of raw embeddings."""
         target = self.standardise(x)

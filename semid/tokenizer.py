@@ -1,8 +1,9 @@
 """SemanticIdTokenizer: item <-> code tuple <-> token string, saved and loaded like a Hugging Face object.
 
 Token strings follow LC-Rec: level letters a, b, c, ... so item 7 with codes (12, 3, 200) is
-`<a_12><b_3><c_200>`. The tokenizer keeps the quantizer (and the text template and encoder it was built
-with) so `add_items` can give new items codes without retraining, still unique.
+`<a_12><b_3><c_200>`; long IDs (product quantizers, 32 positions) go on with aa, ab, ... after z. The
+tokenizer keeps the quantizer (and the text template and encoder it was built with) so `add_items` can give
+new items codes without retraining, still unique.
 """
 
 from __future__ import annotations
@@ -21,10 +22,9 @@ from genrec.atomic import mark
 from genrec.errors import DataError, describe
 
 from .quantizers import build_quantizer
-from .residual import residual_assign
 
 VERSION = 1
-_TOKEN = re.compile(r"<([a-z])_(\d+)>")
+_TOKEN = re.compile(r"<([a-z]+)_(\d+)>")
 
 
 class SemanticIdTokenizer:
@@ -54,7 +54,7 @@ class SemanticIdTokenizer:
 
     @staticmethod
     def token(level: int, code: int) -> str:
-        return f"<{string.ascii_lowercase[level]}_{code}>"
+        return f"<{level_name(level)}_{code}>"
 
     def level_tokens(self, level: int) -> list[str]:
         """Every token of one level, in code order."""
@@ -76,7 +76,7 @@ class SemanticIdTokenizer:
     def tokens_to_item(self, text: str) -> int | None:
         """Parse `<a_1><b_2>...`; None when the tokens are not a complete, known ID."""
         parts = _TOKEN.findall(text)
-        if len(parts) != self.num_levels or any(p[0] != string.ascii_lowercase[i] for i, p in enumerate(parts)):
+        if len(parts) != self.num_levels or any(p[0] != level_name(i) for i, p in enumerate(parts)):
             return None
         return self.codes_to_item(int(p[1]) for p in parts)
 
@@ -103,9 +103,8 @@ class SemanticIdTokenizer:
             raise DataError(f"items already coded: {sorted(clash)[:5]}")
         if embeddings.ndim != 2 or len(embeddings) != len(item_ids):
             raise DataError(f"embeddings of shape {embeddings.shape} for {len(item_ids)} new items")
-        codebooks = self.quantizer.codebooks()
-        codes, last_dist = residual_assign(self.quantizer.latent(torch.from_numpy(embeddings).float()), codebooks)
-        q_levels = len(codebooks)
+        codes, last_dist = self.quantizer.assign(torch.from_numpy(embeddings).float())
+        q_levels = len(self.quantizer.levels)
         new_rows = []
         for row, dist in zip(codes.numpy(), last_dist.numpy()):
             prefix = tuple(int(c) for c in row[:-1])
@@ -173,6 +172,15 @@ class SemanticIdTokenizer:
         if any(tokenizer.item_to_tokens(i) != t for i, t in enumerate(table.values())):
             raise DataError(f"{folder}: codes.json does not match model.safetensors")
         return tokenizer
+
+
+def level_name(level: int) -> str:
+    """a, b, ..., z, aa, ab, ...: the letters of a code position in its token (bijective base 26)."""
+    name, n = "", level + 1
+    while n:
+        n, rest = divmod(n - 1, 26)
+        name = string.ascii_lowercase[rest] + name
+    return name
 
 
 def check_codes(codes: np.ndarray, level_sizes: list[int], where: str) -> None:

@@ -17,9 +17,9 @@ LAYERS = [
     ("genrec.data",),
     ("semid",),
     ("tasks",),
-    ("genrec.model", "genrec.decode", "genrec.card"),
-    ("genrec.evaluate",),
-    ("genrec.finetune", "baselines"),
+    ("genrec.model", "genrec.decode", "genrec.parallel", "genrec.card"),
+    ("genrec.evaluate", "genrec.fusion"),
+    ("genrec.finetune", "genrec.train_parallel", "genrec.progress", "baselines"),
     ("genrec.pipeline", "genrec.serve", "genrec.commands", "genrec.cli", "genrec.__main__"),
 ]
 

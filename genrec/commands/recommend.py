@@ -19,7 +19,7 @@ class RecommendConfig:
     users: str | None = None       # a file with one history per line
     k: int = 10                    # items per history
     beams: int = EvalOptions.beams  # beam width of the constrained search
-    exact: bool = False            # the provably best k items (best-first search)
+    exact: bool | None = None      # the provably best k items (default: yes for the parallel head, beams else)
     exclude_history: bool = False  # never recommend items of the history
     json: bool = False             # JSON lines instead of a table
 
@@ -57,9 +57,8 @@ def recommend(cfg: RecommendConfig) -> int:
             raise DataError(f"--users {cfg.users}: no such file")
         lines = [line.strip() for line in Path(cfg.users).read_text().splitlines() if line.strip()]
     histories = read_histories(lines, {item_id: i for i, item_id in enumerate(model.semid.item_ids)})
-    prompts = [model.history_prompt(h) for h in histories]
-    items, scores = model.recommend_prompts(prompts, k=cfg.k, beams=cfg.beams, exact=cfg.exact,
-                                            exclude=histories if cfg.exclude_history else None)
+    items, scores = model.recommend_scored(histories, k=cfg.k, exclude_history=cfg.exclude_history, beams=cfg.beams,
+                                           exact=cfg.exact)
     for line, row, row_scores in zip(lines, items, scores):
         ids = [(model.semid.item_ids[i], float(s)) for i, s in zip(row, row_scores) if i >= 0]
         recs = [{"item_id": item, "score": s, "title": model.titles.get(item)} for item, s in ids]

@@ -1,0 +1,100 @@
+"""Training the parallel head (`finetune.head: parallel`) in SASRec's regime, with the transformers Trainer.
+
+The rows are item sequences, not prompts: each user's training items cut into windows of `max_history` + 1
+(tasks.rows.windows), with a loss at every position (each training item after a user's first is a target
+once). The Trainer brings what the SFT path has: accelerate launch, bf16, checkpoints and resume, trackers,
+warmup and cosine decay, weight decay. Model selection is validation NDCG@10 of the exact full-catalogue
+ranking, with early stopping; the ranking is cheap, so `eval_users` can cover the whole validation split.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from transformers import EarlyStoppingCallback, ProgressCallback, Trainer, TrainingArguments
+
+from tasks.rows import windows
+
+from .data import EvalSet, leave_one_out
+from .evaluate import ranking_metrics, sample_users
+from .progress import QuietProgress
+
+log = logging.getLogger("genrec.finetune")
+
+
+class ItemWindows(Dataset):
+    """Training windows of item ids (history then target), one per row."""
+
+    def __init__(self, train: list[np.ndarray], max_history: int):
+        self.rows = [np.append(history, target).astype(np.int64) for _, history, target in windows(train, max_history)
+                     if len(history)]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self.rows[index]
+
+
+def collate_windows(rows: list[np.ndarray]) -> dict:
+    """Right-padded inputs (all but the last item) and targets (all but the first), -1 where padded."""
+    width = max(len(r) for r in rows) - 1
+    items = torch.full((len(rows), width), -1, dtype=torch.long)
+    targets = torch.full((len(rows), width), -1, dtype=torch.long)
+    for i, row in enumerate(rows):
+        items[i, : len(row) - 1] = torch.from_numpy(row[:-1])
+        targets[i, : len(row) - 1] = torch.from_numpy(row[1:])
+    return {"items": items, "targets": targets}
+
+
+class ParallelTrainer(Trainer):
+    """Trainer whose evaluation is the exact full-catalogue ranking of validation users (Recall / NDCG)."""
+
+    def __init__(self, *args, genrec, ranking: EvalSet, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.genrec, self.ranking = genrec, ranking
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict:
+        top, _ = self.genrec.recommend_items(self.ranking.histories, k=20)
+        metrics = ranking_metrics(top, self.ranking.targets)
+        metrics = {f"{metric_key_prefix}_{k}": v for k, v in metrics.items() if k.endswith(("@10", "@20", "@5"))}
+        metrics["epoch"] = self.state.epoch
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
+
+
+def train_parallel(cfg, genrec, dataset, max_history: int, callbacks: list, checkpoint: Path | None = None
+                   ) -> tuple[Trainer, object]:
+    """Train `genrec`'s parallel head and backbone (a FinetuneConfig `cfg`) on the split's training part, from
+    `checkpoint` when resuming; returns the trainer and its train() result, the best checkpoint by validation
+    NDCG@10 loaded back."""
+    split = leave_one_out(dataset, max_history)
+    rows = ItemWindows(split.train, max_history)
+    valid = sample_users(split.valid, cfg.eval_users, cfg.seed)
+    genrec.info["max_history"] = max_history
+    log.info("parallel head: %d training windows, %d validation users", len(rows), len(valid))
+    args = TrainingArguments(
+        output_dir=str(Path(cfg.out) / "checkpoints"), num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate, lr_scheduler_type="cosine", warmup_steps=cfg.warmup,
+        weight_decay=cfg.weight_decay, logging_steps=cfg.logging_steps, eval_strategy="steps",
+        eval_steps=cfg.eval_steps, save_strategy="steps", save_steps=cfg.eval_steps, save_total_limit=2,
+        load_best_model_at_end=True, metric_for_best_model="ndcg@10", greater_is_better=True,
+        report_to=cfg.report_to, run_name=cfg.run_name or Path(cfg.out).name,
+        dataloader_pin_memory=torch.cuda.is_available(), seed=cfg.seed, data_seed=cfg.seed, bf16=cfg.bf16,
+        remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=False,
+    )
+    if cfg.gradient_checkpointing:  # the trainer's switch needs a transformers model; the net wraps one
+        genrec.model.gradient_checkpointing_enable()
+    trainer = ParallelTrainer(model=genrec.net(), args=args, train_dataset=rows, eval_dataset=rows.rows[:1],
+                              data_collator=collate_windows, genrec=genrec, ranking=valid,
+                              callbacks=[EarlyStoppingCallback(cfg.patience), *callbacks])
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(QuietProgress)
+    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    return trainer, result

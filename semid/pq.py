@@ -1,0 +1,87 @@
+"""Optimised product quantization (OPQ; Ge et al., 2013), the long, unordered semantic IDs RPG uses.
+
+A learned rotation, then the rotated vector cut into `positions` equal parts, each quantized by its own
+k-means codebook: an item's ID is one code per part, every position independent of the others (no residual
+order), so IDs can be long (16-64 codes) and any position can be predicted in parallel. faiss trains the
+rotation and the codebooks (on a seeded sample of at most `train_items` items, which is what makes a
+million-item catalogue take minutes); assignment is ours, in torch, chunked, so it runs where faiss does not
+and gives the same codes faiss would.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from genrec.errors import DataError
+
+CHUNK = 8192  # items per assignment chunk: chunk x positions x codes distances in memory
+
+
+class ProductQuantizer(nn.Module):
+    def __init__(self, *, dim: int, levels: tuple[int, ...], rotate: bool = True, train_items: int = 100_000):
+        super().__init__()
+        self.levels, self.rotate, self.train_items = tuple(levels), rotate, train_items
+        size, positions = self.levels[0], len(self.levels)
+        if len(set(self.levels)) != 1 or size & (size - 1) or not 2 <= size <= 65536:
+            raise DataError(f"codebook.levels {list(levels)}: a product quantizer needs one size, a power of two, "
+                            "for every position (e.g. 256,256,...)")
+        self.width = -(-dim // positions) * positions  # the rotation's output: a multiple of the positions
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("rotation", torch.eye(self.width, dim))
+        self.register_buffer("centroids", torch.zeros(positions, size, self.width // positions))
+
+    def latent(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.float() - self.mean) @ self.rotation.T
+
+    def codebooks(self) -> list[torch.Tensor]:
+        return list(self.centroids)
+
+    @torch.no_grad()
+    def assign(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """codes (n, positions) and squared distances of the last part to all its codes (n, K)."""
+        codes, last = [], []
+        for start in range(0, len(x), CHUNK):
+            parts = self.latent(x[start : start + CHUNK]).reshape(-1, len(self.levels), self.centroids.shape[2])
+            dist = ((parts.pow(2).sum(-1, keepdim=True) - 2 * torch.einsum("npd,pkd->npk", parts, self.centroids))
+                    + self.centroids.pow(2).sum(-1)[None])
+            codes.append(dist.argmin(-1))
+            last.append(dist[:, -1].clamp_min(0))
+        return torch.cat(codes), torch.cat(last)
+
+    def fit(self, x: np.ndarray, *, seed: int = 0) -> dict:
+        import faiss
+
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        rng = np.random.default_rng(seed)
+        sample = x if len(x) <= self.train_items else x[np.sort(rng.choice(len(x), self.train_items, replace=False))]
+        mean = sample.mean(0)
+        centred = np.ascontiguousarray(sample - mean)
+        positions, size = len(self.levels), self.levels[0]
+        if len(centred) < size:
+            raise DataError(f"a product quantizer with {size} codes per position needs at least {size} items, got "
+                            f"{len(centred)}; use smaller levels")
+        if self.rotate:
+            opq = faiss.OPQMatrix(x.shape[1], positions, self.width)
+            opq.verbose = False
+            opq.train(centred)
+            rotation = faiss.vector_to_array(opq.A).reshape(self.width, x.shape[1])
+        else:
+            rotation = np.eye(self.width, x.shape[1], dtype=np.float32)
+        rotated = np.ascontiguousarray(centred @ rotation.T, dtype=np.float32)
+        pq = faiss.ProductQuantizer(self.width, positions, int(np.log2(size)))
+        pq.cp.seed = seed
+        pq.train(rotated)
+        self.mean.copy_(torch.from_numpy(mean))
+        self.rotation.copy_(torch.from_numpy(rotation))
+        self.centroids.copy_(torch.from_numpy(faiss.vector_to_array(pq.centroids).reshape(self.centroids.shape)))
+        return {"epochs": 0, "train_items": len(sample)}
+
+    @torch.no_grad()
+    def reconstruction_mse(self, x: np.ndarray) -> float:
+        """MSE between each (centred, rotated) embedding and its code vectors, on at most `train_items` items."""
+        data = torch.from_numpy(x[: self.train_items]).float()
+        codes, _ = self.assign(data)
+        recon = torch.cat([self.centroids[p][codes[:, p]] for p in range(len(self.levels))], dim=1)
+        return float((recon - self.latent(data)).pow(2).mean())
