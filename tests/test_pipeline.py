@@ -157,6 +157,21 @@ def test_own_sasrec_is_one_stage_for_the_baseline_and_the_collaborative_codes(tm
     assert "sasrec" not in _cached_stages(caplog, recipe, [*overrides, "baselines=[popularity]"])
 
 
+def test_parallel_head_with_opq_codes_and_fusion_adds_a_row_beside_genrec(tmp_path):
+    run_dir = tmp_path / "run"
+    overrides = [f"run_dir={run_dir}", *TINY, "baselines=[sasrec]", "codebook.quantizer=opq",
+                 "codebook.levels=[16,16,16,16,16,16]", "finetune.head=parallel", "finetune.max_steps=12",
+                 "finetune.eval_steps=6", "sasrec.epochs=2", "sasrec.eval_users=50", "fusion=sasrec"]
+    metrics = Run(load_config(RunConfig, RECIPES / "quickstart.yaml", overrides)).run()
+    assert list(metrics) == ["genrec", "sasrec", "genrec + sasrec"]
+    fused = metrics["genrec + sasrec"]
+    assert fused["fusion_weight"] in {float(w) for w in fused["fusion_valid_ndcg@10"]}
+    assert metrics["genrec"]["validity"] == 1.0 and fused["validity"] == 1.0
+    assert json.loads((run_dir / "model" / "genrec.json").read_text())["head"] == "parallel"
+    with pytest.raises(DataError, match="finetune.head: parallel"):
+        load_config(RunConfig, RECIPES / "quickstart.yaml", [*TINY, "fusion=sasrec"])
+
+
 def test_sasrec_settings_are_checked_before_any_work():
     with pytest.raises(DataError, match="sasrec: unknown key"):
         load_config(RunConfig, RECIPES / "quickstart.yaml", ["sasrec.epoch=3"])

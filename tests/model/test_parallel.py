@@ -151,3 +151,20 @@ def test_a_damaged_parallel_head_is_refused(world, tmp_path):
     (tmp_path / "m" / HEAD_FILE).unlink()
     with pytest.raises(Exception, match=HEAD_FILE):
         GenRecModel.from_pretrained(tmp_path / "m")
+
+
+def test_lora_parallel_trains_code_rows_and_reloads_the_same_ranking(world, tmp_path):
+    from tests.tiny_lm import save_tiny_lm
+
+    base = save_tiny_lm(tmp_path / "base", ["the", "user", "bought"], tied=True)
+    cfg = _config(world, tmp_path / "m", backbone={"name": base, "lora": {"r": 4, "alpha": 8, "dropout": 0.0}},
+                  max_steps=8)
+    finetune(cfg)
+    model = GenRecModel.from_pretrained(tmp_path / "m")
+    assert model.is_peft and model.head is not None
+    trained = [n for n, p in model.model.named_parameters() if "trainable_tokens" in n]
+    assert trained  # the code rows are trained through peft, the other rows stay frozen
+    histories = [s[:3] for s in world["dataset"].sequences()[:5]]
+    first = model.recommend_scored(histories, k=6)
+    again = GenRecModel.from_pretrained(tmp_path / "m").recommend_scored(histories, k=6)
+    assert np.array_equal(first[0], again[0]) and np.allclose(first[1], again[1], atol=1e-5)
