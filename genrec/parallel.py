@@ -23,19 +23,17 @@ DENSE_CELLS = 1 << 25  # users x items per dense scoring chunk (128 MB of float3
 
 
 class ParallelHead(nn.Module):
-    """Per code position, a residual block x + SiLU(Wx) (W starts at zero, so every position starts from the
-    shared state)."""
+    """Per code position, a residual block x + SiLU(W_p x + b_p) (W_p starts at zero, so every position starts
+    from the shared state), all positions in one batched product."""
 
     def __init__(self, hidden: int, positions: int):
         super().__init__()
-        self.blocks = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(positions))
-        for block in self.blocks:
-            nn.init.zeros_(block.weight)
-            nn.init.zeros_(block.bias)
+        self.weight = nn.Parameter(torch.zeros(positions, hidden, hidden))
+        self.bias = nn.Parameter(torch.zeros(positions, hidden))
 
     def forward(self, states: torch.Tensor) -> torch.Tensor:
-        """(..., hidden) -> (..., positions, hidden), unit length."""
-        queries = torch.stack([states + nn.functional.silu(block(states)) for block in self.blocks], dim=-2)
+        """(n, hidden) -> (n, positions, hidden), unit length."""
+        queries = states[:, None, :] + nn.functional.silu(torch.einsum("nh,pkh->npk", states, self.weight) + self.bias)
         return nn.functional.normalize(queries, dim=-1)
 
 

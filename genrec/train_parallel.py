@@ -58,6 +58,13 @@ class ParallelTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.genrec, self.ranking = genrec, ranking
 
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        """Checkpoints hold the trained weights only (all of a scratch model; LoRA, code rows and head of a
+        pretrained one), not a frozen base model's copy; loading them back is non-strict in the Trainer."""
+        trained = {name for name, p in self.model.named_parameters() if p.requires_grad}
+        state = {k: v.contiguous() for k, v in self.model.state_dict().items() if k in trained}
+        super()._save(output_dir, state_dict=state)
+
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict:
         top, _ = self.genrec.recommend_items(self.ranking.histories, k=20)
         metrics = ranking_metrics(top, self.ranking.targets)

@@ -18,6 +18,7 @@ from genrec.errors import DataError
 
 from .collaborative import load_item_vectors, to_latent_width, transition_prefix_share
 from .collisions import collision_rate, make_unique, uniform_mapping
+from .pq import ROTATION_ITERS
 from .quantizers import build_quantizer
 from .rqvae import RQVAETrainConfig
 from .text import DEFAULT_FIELDS, EncoderConfig, TextTemplate, check_embeddings, embed_texts
@@ -35,6 +36,7 @@ class CodebookConfig:
     quantizer: Literal["rqvae", "rqkmeans", "opq"] = "rqvae"
     levels: tuple[int, ...] = (256, 256, 256)  # codebook size per level (one code per level; opq: e.g. 32 x 256)
     train_items: int = 100_000               # rqkmeans, opq: fitted on a seeded sample of at most this many items
+    rotation_iters: int = ROTATION_ITERS     # opq: rounds of learning the rotation (faiss's default; 0: plain PQ)
     seed: int = 0
     fields: tuple[str, ...] = DEFAULT_FIELDS  # item fields in the embedded text
     missing_text: Literal["placeholder", "error"] = "placeholder"  # items without text: their id stands in, or fail
@@ -70,6 +72,8 @@ class CodebookConfig:
         spec = {"kind": self.quantizer, "levels": list(self.levels)}
         if self.quantizer != "rqvae":
             spec["train_items"] = self.train_items
+        if self.quantizer == "opq":
+            spec["rotation_iters"] = self.rotation_iters
         if self.quantizer == "rqvae":
             spec.update(hidden=list(self.hidden), latent_dim=self.latent_dim,
                         commitment_weight=self.commitment_weight, dead_code_threshold=self.dead_code_threshold,

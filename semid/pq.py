@@ -17,12 +17,13 @@ from torch import nn
 from genrec.errors import DataError
 
 CHUNK = 8192  # items per assignment chunk: chunk x positions x codes distances in memory
+ROTATION_ITERS = 50  # rounds of learning the rotation: faiss's default
 
 
 class ProductQuantizer(nn.Module):
-    def __init__(self, *, dim: int, levels: tuple[int, ...], rotate: bool = True, train_items: int = 100_000):
+    def __init__(self, *, dim: int, levels: tuple[int, ...], train_items: int, rotation_iters: int):
         super().__init__()
-        self.levels, self.rotate, self.train_items = tuple(levels), rotate, train_items
+        self.levels, self.train_items, self.rotation_iters = tuple(levels), train_items, rotation_iters
         size, positions = self.levels[0], len(self.levels)
         if len(set(self.levels)) != 1 or size & (size - 1) or not 2 <= size <= 65536:
             raise DataError(f"codebook.levels {list(levels)}: a product quantizer needs one size, a power of two, "
@@ -62,16 +63,18 @@ class ProductQuantizer(nn.Module):
         if len(centred) < size:
             raise DataError(f"a product quantizer with {size} codes per position needs at least {size} items, got "
                             f"{len(centred)}; use smaller levels")
-        if self.rotate:
+        bits = int(np.log2(size))
+        if self.rotation_iters > 0:
             opq = faiss.OPQMatrix(x.shape[1], positions, self.width)
-            opq.verbose = False
+            opq.niter = self.rotation_iters
+            opq.pq = inner = _quiet_pq(self.width, positions, bits)  # kept referenced while faiss uses it
             opq.train(centred)
+            del inner
             rotation = faiss.vector_to_array(opq.A).reshape(self.width, x.shape[1])
-        else:
+        else:  # plain product quantization
             rotation = np.eye(self.width, x.shape[1], dtype=np.float32)
         rotated = np.ascontiguousarray(centred @ rotation.T, dtype=np.float32)
-        pq = faiss.ProductQuantizer(self.width, positions, int(np.log2(size)))
-        pq.cp.seed = seed
+        pq = _quiet_pq(self.width, positions, bits, seed)
         pq.train(rotated)
         self.mean.copy_(torch.from_numpy(mean))
         self.rotation.copy_(torch.from_numpy(rotation))
@@ -85,3 +88,15 @@ class ProductQuantizer(nn.Module):
         codes, _ = self.assign(data)
         recon = torch.cat([self.centroids[p][codes[:, p]] for p in range(len(self.levels))], dim=1)
         return float((recon - self.latent(data)).pow(2).mean())
+
+
+def _quiet_pq(width: int, positions: int, bits: int, seed: int | None = None):
+    """A faiss product quantizer (seeded, or with faiss's own seed) that does not print a warning per k-means
+    when a catalogue has fewer than 39 items per code (small catalogues are fine, just noisy)."""
+    import faiss
+
+    pq = faiss.ProductQuantizer(width, positions, bits)
+    pq.cp.min_points_per_centroid = 1
+    if seed is not None:
+        pq.cp.seed = seed
+    return pq

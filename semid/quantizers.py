@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from genrec.errors import DataError
 
-from .pq import ProductQuantizer
+from .pq import ROTATION_ITERS, ProductQuantizer
 from .rqkmeans import ResidualKMeans
 from .rqvae import RQVAE
 
@@ -18,5 +18,6 @@ def build_quantizer(spec: dict, dim: int):
     if kind == "rqkmeans":
         return ResidualKMeans(dim=dim, levels=tuple(spec["levels"]), train_items=spec.get("train_items"))
     if kind == "opq":
-        return ProductQuantizer(dim=dim, levels=tuple(spec["levels"]), train_items=spec["train_items"])
+        return ProductQuantizer(dim=dim, levels=tuple(spec["levels"]), train_items=spec["train_items"],
+                                rotation_iters=spec.get("rotation_iters", ROTATION_ITERS))
     raise DataError(f"unknown quantizer {kind!r}; use 'rqvae', 'rqkmeans' or 'opq'")

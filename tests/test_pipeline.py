@@ -157,7 +157,7 @@ def test_own_sasrec_is_one_stage_for_the_baseline_and_the_collaborative_codes(tm
     assert "sasrec" not in _cached_stages(caplog, recipe, [*overrides, "baselines=[popularity]"])
 
 
-def test_parallel_head_with_opq_codes_and_fusion_adds_a_row_beside_genrec(tmp_path):
+def test_parallel_head_with_opq_codes_and_fusion_adds_a_row_beside_genrec(tmp_path, capsys):
     run_dir = tmp_path / "run"
     overrides = [f"run_dir={run_dir}", *TINY, "baselines=[sasrec]", "codebook.quantizer=opq",
                  "codebook.levels=[16,16,16,16,16,16]", "finetune.head=parallel", "finetune.max_steps=12",
@@ -168,6 +168,14 @@ def test_parallel_head_with_opq_codes_and_fusion_adds_a_row_beside_genrec(tmp_pa
     assert fused["fusion_weight"] in {float(w) for w in fused["fusion_valid_ndcg@10"]}
     assert metrics["genrec"]["validity"] == 1.0 and fused["validity"] == 1.0
     assert json.loads((run_dir / "model" / "genrec.json").read_text())["head"] == "parallel"
+    out = tmp_path / "fused.json"  # the same blend from `genrec evaluate --fuse-with`, on the saved models
+    assert main(["evaluate", "--model", str(run_dir / "model"), "--data", str(run_dir / "data"), "--fuse-with",
+                 str(run_dir / "sasrec"), "--out", str(out)]) == 0
+    again = json.loads(out.read_text())
+    assert again["fusion_weight"] == fused["fusion_weight"] and again["ndcg@10"] == fused["ndcg@10"]
+    assert main(["evaluate", "--model", str(run_dir / "model"), "--data", str(run_dir / "data"), "--fuse-with",
+                 "popularity"]) != 0
+    assert "popularity does not score every item" in capsys.readouterr().err
     with pytest.raises(DataError, match="finetune.head: parallel"):
         load_config(RunConfig, RECIPES / "quickstart.yaml", [*TINY, "fusion=sasrec"])
 

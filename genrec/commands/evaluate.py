@@ -18,6 +18,7 @@ class EvaluateConfig(EvalOptions):
     data: str = ""                 # the dataset folder the model was trained on
     out: str | None = None         # write the metrics JSON here
     max_history: int = MAX_HISTORY  # history items a model sees
+    fuse_with: str | None = None   # a second model (e.g. a saved SASRec): blend both, the weight chosen on validation
     overwrite: bool = False        # replace the --out file if it exists
 
 
@@ -45,8 +46,21 @@ def evaluate_command(cfg: EvaluateConfig) -> int:
     dataset = RecDataset.load(cfg.data)
     splits = leave_one_out(dataset, cfg.max_history)
     model, name = load_recommender(cfg.model, dataset, splits, cfg)
+    fusion = {}
+    if cfg.fuse_with:
+        from ..fusion import fuse
+
+        other, other_name = load_recommender(cfg.fuse_with, dataset, splits, cfg)
+        for path, each in ((cfg.model, model), (cfg.fuse_with, other)):
+            if not hasattr(each, "score_items"):
+                raise DataError(f"--fuse-with: {path} does not score every item (genrec needs head: parallel)")
+        model, fusion = fuse(model, other, splits, cfg.exclude_history)
+        name = f"{name} + {other_name}"
+        print(f"fusion weight {fusion['fusion_weight']} (validation NDCG@10 "
+              f"{fusion['fusion_valid_ndcg@10'][fusion['fusion_weight']]:.4f})")
     result = evaluate(model, dataset, cfg.split, cfg.max_history, splits=splits, users=cfg.users,
                       exclude_history=cfg.exclude_history)
+    result.update(fusion)
     print(f"{cfg.split}: {result['users']:,} users, full ranking over {dataset.num_items:,} items")
     print(metrics_table({name: result, **{f"  {g}": m for g, m in result["groups"].items()}}, TABLE_KEYS))
     print(f"MRR@20 {result['mrr@20']:.4f}; validity {result['validity']:.3f}; coverage@10 {result['coverage@10']:.3f}")

@@ -44,7 +44,7 @@ def test_assignment_is_nearest_code_per_part_and_matches_faiss():
     import faiss
 
     emb = _embeddings(n=600, dim=24, copies=1)
-    quantizer = ProductQuantizer(dim=24, levels=(32,) * 6)
+    quantizer = ProductQuantizer(dim=24, levels=(32,) * 6, train_items=1000, rotation_iters=5)
     quantizer.fit(emb, seed=0)
     codes, last = quantizer.assign(torch.from_numpy(emb))
     parts = quantizer.latent(torch.from_numpy(emb)).reshape(600, 6, 4)
@@ -61,6 +61,6 @@ def test_assignment_is_nearest_code_per_part_and_matches_faiss():
 
 def test_opq_needs_equal_power_of_two_levels_and_enough_items():
     with pytest.raises(DataError, match="power of two"):
-        ProductQuantizer(dim=8, levels=(16, 8))
+        ProductQuantizer(dim=8, levels=(16, 8), train_items=100, rotation_iters=5)
     with pytest.raises(DataError, match="at least 16 items"):
-        ProductQuantizer(dim=8, levels=(16, 16)).fit(np.zeros((10, 8), np.float32))
+        ProductQuantizer(dim=8, levels=(16, 16), train_items=100, rotation_iters=5).fit(np.zeros((10, 8), np.float32))
