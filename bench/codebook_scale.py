@@ -1,7 +1,7 @@
 """Semantic IDs for a large catalogue from cached embeddings: time and peak memory per quantizer.
 
     python bench/codebook_scale.py [--items 1000000] [--dim 384] [--quantizers opq,rqkmeans]
-                                   [--json bench/results/codebook_scale.json]
+                                   [--rotation-iters 10] [--json bench/results/codebook_scale.json]
 
 The embeddings are synthetic (a seeded mixture of Gaussians, as clustered as text embeddings are), so the
 benchmark needs no data. Each quantizer runs in its own process through the real `build_codebook` (fit on a
@@ -31,7 +31,7 @@ def embeddings(items: int, dim: int, seed: int = 0) -> np.ndarray:
     return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
-def run(kind: str, items: int, dim: int, queue) -> None:
+def run(kind: str, items: int, dim: int, rotation_iters: int, queue) -> None:
     from genrec.data import RecDataset
     from semid.codebook import CodebookConfig, build_codebook
 
@@ -40,10 +40,12 @@ def run(kind: str, items: int, dim: int, queue) -> None:
     dataset = RecDataset.from_records(None, pd.DataFrame({"user_id": [f"u{i // 5}" for i in range(items)],
                                                           "item_id": ids}), "scale")
     start = time.perf_counter()
-    tokenizer, stats = build_codebook(dataset, CodebookConfig(quantizer=kind, levels=LEVELS[kind]), embeddings=vectors)
+    cfg = CodebookConfig(quantizer=kind, levels=LEVELS[kind], rotation_iters=rotation_iters)
+    tokenizer, stats = build_codebook(dataset, cfg, embeddings=vectors)
     seconds = time.perf_counter() - start
     unique = len(np.unique(tokenizer.codes, axis=0)) == items
-    queue.put({"quantizer": kind, "items": items, "positions": tokenizer.num_levels, "seconds": round(seconds, 1),
+    queue.put({"quantizer": kind, "items": items, "rotation_iters": rotation_iters if kind == "opq" else None,
+               "positions": tokenizer.num_levels, "seconds": round(seconds, 1),
                "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
                "unique": unique, "collision_rate_before": round(stats["collision_rate_before"], 5),
                "items_moved": stats["items_moved"], "extra_level": stats["extra_level"]})
@@ -54,13 +56,14 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=1_000_000)
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--quantizers", default="opq,rqkmeans")
+    parser.add_argument("--rotation-iters", type=int, default=10, help="opq: rounds of learning the rotation")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     results = []
     context = multiprocessing.get_context("spawn")
     for kind in args.quantizers.split(","):
         queue = context.Queue()
-        process = context.Process(target=run, args=(kind, args.items, args.dim, queue))
+        process = context.Process(target=run, args=(kind, args.items, args.dim, args.rotation_iters, queue))
         process.start()
         results.append(queue.get())
         process.join()

@@ -19,7 +19,7 @@ from transformers import EarlyStoppingCallback, ProgressCallback, Trainer, Train
 
 from tasks.rows import windows
 
-from .data import EvalSet, leave_one_out
+from .data import DataError, EvalSet, leave_one_out
 from .evaluate import ranking_metrics, sample_users
 from .progress import QuietProgress
 
@@ -64,6 +64,14 @@ class ParallelTrainer(Trainer):
         trained = {name for name, p in self.model.named_parameters() if p.requires_grad}
         state = {k: v.contiguous() for k, v in self.model.state_dict().items() if k in trained}
         super()._save(output_dir, state_dict=state)
+
+    def _issue_warnings_after_load(self, load_result) -> None:
+        """A checkpoint lacks the frozen weights by design (`_save`); it must hold every trained one."""
+        trained = {name for name, p in self.model.named_parameters() if p.requires_grad}
+        missing = sorted(set(load_result.missing_keys) & trained)
+        if missing or load_result.unexpected_keys:
+            raise DataError(f"the checkpoint does not fit the model: missing {missing[:3]}, unexpected "
+                            f"{list(load_result.unexpected_keys)[:3]}; finetune again without --resume")
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict:
         top, _ = self.genrec.recommend_items(self.ranking.histories, k=20)

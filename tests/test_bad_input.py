@@ -20,7 +20,7 @@ from genrec.data import SyntheticConfig, make_synthetic
 from genrec.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
-QUICKSTART = ROOT / "recipes" / "quickstart.yaml"
+QUICKSTART = ROOT / "recipes" / "quickstart-lcrec.yaml"
 TINY = ["data.synthetic.users=120", "baselines=[popularity]", "codebook.quantizer=rqkmeans", "codebook.levels=[16,8,8]",
         "finetune.max_steps=4", "finetune.eval_steps=2", "finetune.eval_users=20", "finetune.batch_size=16",
         "finetune.backbone.scratch={layers: 1, hidden: 32, heads: 2, kv_heads: 2, intermediate: 64}"]

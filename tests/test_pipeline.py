@@ -32,8 +32,8 @@ def test_every_finetune_recipe_parses(recipe):
 
 
 def test_typos_fail_before_any_work():
-    with pytest.raises(DataError, match="quickstart.yaml: codebook: unknown key"):
-        load_config(RunConfig, RECIPES / "quickstart.yaml", ["codebook.levelz=[4]"])
+    with pytest.raises(DataError, match="quickstart-lcrec.yaml: codebook: unknown key"):
+        load_config(RunConfig, RECIPES / "quickstart-lcrec.yaml", ["codebook.levelz=[4]"])
     with pytest.raises(DataError, match="codebook.collaborative needs the rqvae quantizer"):
         load_config(RunConfig, RECIPES / "yelp.yaml", ["codebook.quantizer=rqkmeans"])
     text_only = ["codebook.quantizer=rqkmeans", "codebook.collaborative=null"]
@@ -55,22 +55,22 @@ def _cached_stages(caplog, recipe: Path, overrides: list[str]) -> list[str]:
 
 def test_run_caches_stages_and_reruns_only_what_changed(tmp_path, caplog, capsys):
     overrides = [f"run_dir={tmp_path / 'run'}", *TINY]
-    assert main(["run", str(RECIPES / "quickstart.yaml"), *overrides]) == 0
+    assert main(["run", str(RECIPES / "quickstart-lcrec.yaml"), *overrides]) == 0
     metrics = json.loads((tmp_path / "run" / "results" / "metrics.json").read_text())
     assert set(metrics) == {"genrec", "popularity", "markov chain"} and metrics["genrec"]["validity"] == 1.0
     assert "| genrec |" in (tmp_path / "run" / "results" / "metrics.md").read_text()
     assert (tmp_path / "run" / "results" / "metrics.png").read_bytes()[:4] == b"\x89PNG"
-    assert _cached_stages(caplog, RECIPES / "quickstart.yaml", overrides) == [
+    assert _cached_stages(caplog, RECIPES / "quickstart-lcrec.yaml", overrides) == [
         "data", "semid", "sft", "model", "results"]
-    assert _cached_stages(caplog, RECIPES / "quickstart.yaml", [*overrides, "tasks.max_history=5"]) == [
+    assert _cached_stages(caplog, RECIPES / "quickstart-lcrec.yaml", [*overrides, "tasks.max_history=5"]) == [
         "data", "semid"]
     sample = [*overrides, "tasks.max_history=5", "evaluate.users=25"]  # a user sample reruns only the results
-    assert _cached_stages(caplog, RECIPES / "quickstart.yaml", sample) == ["data", "semid", "sft", "model"]
+    assert _cached_stages(caplog, RECIPES / "quickstart-lcrec.yaml", sample) == ["data", "semid", "sft", "model"]
     sampled = json.loads((tmp_path / "run" / "results" / "metrics.json").read_text())
     assert {m["users"] for m in sampled.values()} == {25}
     assert "a random sample of 25 users" in (tmp_path / "run" / "results" / "metrics.md").read_text()
     unseen = [*sample, "evaluate.exclude_history=true"]
-    assert _cached_stages(caplog, RECIPES / "quickstart.yaml", unseen) == ["data", "semid", "sft", "model"]
+    assert _cached_stages(caplog, RECIPES / "quickstart-lcrec.yaml", unseen) == ["data", "semid", "sft", "model"]
     excluded = json.loads((tmp_path / "run" / "results" / "metrics.json").read_text())
     assert all(m["exclude_history"] for m in excluded.values())
     assert excluded["markov chain"]["recall@10"] >= sampled["markov chain"]["recall@10"]  # no repeats in this data
@@ -78,9 +78,10 @@ def test_run_caches_stages_and_reruns_only_what_changed(tmp_path, caplog, capsys
 
 def test_stage_keys_cover_defaults_not_only_the_recipe(tmp_path, caplog, monkeypatch):
     overrides = [f"run_dir={tmp_path / 'run'}", *TINY]
-    Run(load_config(RunConfig, RECIPES / "quickstart.yaml", overrides)).run()
+    Run(load_config(RunConfig, RECIPES / "quickstart-lcrec.yaml", overrides)).run()
     default = FinetuneConfig().history_head
-    assert _cached_stages(caplog, RECIPES / "quickstart.yaml", [*overrides, f"finetune.history_head={default}"]) == [
+    recipe = RECIPES / "quickstart-lcrec.yaml"
+    assert _cached_stages(caplog, recipe, [*overrides, f"finetune.history_head={default}"]) == [
         "data", "semid", "sft", "model", "results"]  # writing out a default changes nothing
 
     @dataclasses.dataclass
@@ -88,7 +89,7 @@ def test_stage_keys_cover_defaults_not_only_the_recipe(tmp_path, caplog, monkeyp
         history_head: str = "full" if default == "codes" else "codes"
 
     monkeypatch.setattr(genrec.pipeline, "FinetuneConfig", NewDefault)
-    assert _cached_stages(caplog, RECIPES / "quickstart.yaml", overrides) == ["data", "semid", "sft"]
+    assert _cached_stages(caplog, RECIPES / "quickstart-lcrec.yaml", overrides) == ["data", "semid", "sft"]
 
 
 def test_reference_codes_with_collisions_become_unique():
@@ -109,13 +110,13 @@ def test_collaborative_codes_are_rebuilt_when_their_vectors_change(tmp_path, cap
 
     def semid_cached() -> bool:
         caplog.clear()
-        run = Run(load_config(RunConfig, RECIPES / "quickstart.yaml", overrides))
+        run = Run(load_config(RunConfig, RECIPES / "quickstart-lcrec.yaml", overrides))
         with caplog.at_level(logging.INFO, logger="genrec.pipeline"):
             run.stage_data()
             run.stage_semid()
         return "semid: cached" in caplog.messages
 
-    Run(load_config(RunConfig, RECIPES / "quickstart.yaml", overrides)).stage_data()
+    Run(load_config(RunConfig, RECIPES / "quickstart-lcrec.yaml", overrides)).stage_data()
     items = RecDataset.load(tmp_path / "run" / "data").num_items
     rng = np.random.default_rng(0)
     np.save(vectors, rng.normal(size=(items, 8)))
@@ -138,7 +139,7 @@ def test_own_sasrec_is_one_stage_for_the_baseline_and_the_collaborative_codes(tm
     run_dir = tmp_path / "run"
     overrides = [f"run_dir={run_dir}", *TINY, "baselines=[popularity,sasrec]", "codebook.quantizer=rqvae",
                  "codebook.train.epochs=2", "sasrec.epochs=2", "sasrec.eval_users=50"]
-    recipe = RECIPES / "quickstart.yaml"
+    recipe = RECIPES / "quickstart-lcrec.yaml"
     collaborative = [*overrides, "codebook.collaborative=sasrec"]
     assert "sasrec" not in _cached_stages(caplog, recipe, collaborative)
     dataset = RecDataset.load(run_dir / "data")
@@ -162,7 +163,7 @@ def test_parallel_head_with_opq_codes_and_fusion_adds_a_row_beside_genrec(tmp_pa
     overrides = [f"run_dir={run_dir}", *TINY, "baselines=[sasrec]", "codebook.quantizer=opq",
                  "codebook.levels=[16,16,16,16,16,16]", "finetune.head=parallel", "finetune.max_steps=12",
                  "finetune.eval_steps=6", "sasrec.epochs=2", "sasrec.eval_users=50", "fusion=sasrec"]
-    metrics = Run(load_config(RunConfig, RECIPES / "quickstart.yaml", overrides)).run()
+    metrics = Run(load_config(RunConfig, RECIPES / "quickstart-lcrec.yaml", overrides)).run()
     assert list(metrics) == ["genrec", "sasrec", "genrec + sasrec"]
     fused = metrics["genrec + sasrec"]
     assert fused["fusion_weight"] in {float(w) for w in fused["fusion_valid_ndcg@10"]}
@@ -177,9 +178,9 @@ def test_parallel_head_with_opq_codes_and_fusion_adds_a_row_beside_genrec(tmp_pa
                  "popularity"]) != 0
     assert "popularity does not score every item" in capsys.readouterr().err
     with pytest.raises(DataError, match="finetune.head: parallel"):
-        load_config(RunConfig, RECIPES / "quickstart.yaml", [*TINY, "fusion=sasrec"])
+        load_config(RunConfig, RECIPES / "quickstart-lcrec.yaml", [*TINY, "fusion=sasrec"])
 
 
 def test_sasrec_settings_are_checked_before_any_work():
     with pytest.raises(DataError, match="sasrec: unknown key"):
-        load_config(RunConfig, RECIPES / "quickstart.yaml", ["sasrec.epoch=3"])
+        load_config(RunConfig, RECIPES / "quickstart-lcrec.yaml", ["sasrec.epoch=3"])

@@ -27,7 +27,7 @@ TINY = ["data.synthetic.users=120", "baselines=[popularity]", "codebook.quantize
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("serve") / "run"
-    assert main(["run", str(ROOT / "recipes" / "quickstart.yaml"), f"run_dir={folder}", *TINY]) == 0
+    assert main(["run", str(ROOT / "recipes" / "quickstart-lcrec.yaml"), f"run_dir={folder}", *TINY]) == 0
     return folder
 
 
