@@ -165,7 +165,7 @@ def prefix_allowed_tokens_fn(trie: CodeTrie, prompt_length: int):
     return allowed
 
 
-def _exclusion_mask(exclude, batch: int, num_items: int) -> torch.Tensor | None:
+def exclusion_mask(exclude, batch: int, num_items: int) -> torch.Tensor | None:
     """(batch, items) bool: True for items a user must not be recommended (e.g. their history)."""
     if exclude is None:
         return None
@@ -204,7 +204,7 @@ def beam_search(model, input_ids: torch.Tensor, trie: CodeTrie, num_beams: int =
     """
     model.eval()
     batch, prompt_len = input_ids.shape
-    exclusion = _exclusion_mask(exclude, batch, trie.num_items)
+    exclusion = exclusion_mask(exclude, batch, trie.num_items)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     prompt_mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
     positions = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
@@ -280,7 +280,7 @@ def exact_topk(model, input_ids: torch.Tensor, trie: CodeTrie, k: int, attention
     """
     model.eval()
     batch = input_ids.shape[0]
-    exclusion = _exclusion_mask(exclude, batch, trie.num_items)
+    exclusion = exclusion_mask(exclude, batch, trie.num_items)
     mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
     depth_done = trie.num_levels + (1 if include_eos and trie.eos_token_id is not None else 0)
     all_items = torch.full((batch, k), -1, dtype=torch.long)

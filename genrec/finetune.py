@@ -30,9 +30,8 @@ from tasks.rows import as_chat
 
 from .atomic import check_output, mark
 from .data import MAX_HISTORY, DataError, RecDataset
-from .evaluate import ranking_metrics
 from .model import BackboneConfig, GenRecModel, Head
-from .progress import QuietProgress
+from .progress import QuietProgress, report_ranking
 from .train_parallel import train_parallel
 
 log = logging.getLogger("genrec.finetune")
@@ -191,12 +190,7 @@ class RankingSFTTrainer(SFTTrainer):
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict:
         self.genrec.model = self.model
         top, _ = self.genrec.recommend_prompts(list(self.ranking_rows["prompt"]), k=20, beams=max(self.beams, 20))
-        metrics = ranking_metrics(top, np.asarray(list(self.ranking_rows["target_item"])))
-        metrics = {f"{metric_key_prefix}_{k}": v for k, v in metrics.items() if k.endswith(("@10", "@20", "@5"))}
-        metrics["epoch"] = self.state.epoch
-        self.log(metrics)
-        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
-        return metrics
+        return report_ranking(self, top, np.asarray(list(self.ranking_rows["target_item"])), metric_key_prefix)
 
 
 class JsonlLog(TrainerCallback):

@@ -23,7 +23,7 @@ import logging
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -45,8 +45,8 @@ log = logging.getLogger("genrec.model")
 SPECIAL = {"pad_token": "<pad>", "eos_token": "<eos>", "bos_token": "<bos>", "unk_token": "<unk>"}
 CONFIG_FILE = "genrec.json"
 HEAD_FILE = "parallel_head.safetensors"
-HEADS = ("autoregressive", "parallel")
 Head = Literal["autoregressive", "parallel"]
+HEADS = get_args(Head)
 
 
 @dataclass
@@ -407,7 +407,6 @@ class GenRecModel:
         if k < 1:
             raise ValueError("k must be at least 1")
         net = self.net().eval()
-        self.model.eval()
         codes = net.codes.cpu()
         pool = len(codes) if candidates is None else len(candidates)
         step = max(1, min(batch_size, DENSE_CELLS // max(1, pool)))

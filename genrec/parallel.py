@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .decode import CodeTrie
+from .decode import CodeTrie, exclusion_mask
 
 NEG_INF = float("-inf")
 TEMPERATURE = 0.07  # RPG's
@@ -122,25 +122,17 @@ def item_scores(logp: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
 def top_items(scores: torch.Tensor, k: int, items: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(items, scores) of the k best columns per row, best first, ties by the lower item id; -1 where the
     score is -inf (excluded). `items` maps columns to item ids (a candidate subset)."""
-    k = min(k, scores.shape[1])
-    values, columns = torch.topk(scores, k, dim=1)
-    ids = columns if items is None else items[columns]
-    by_id = torch.sort(ids, dim=1, stable=True).indices  # ids ascending, then scores descending, stable
+    values, columns = torch.topk(scores, min(k, scores.shape[1]), dim=1)
+    return best_first(columns if items is None else items[columns], values, k)
+
+
+def best_first(ids: torch.Tensor, values: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k best (id, value) pairs per row, by value descending then id ascending; -1 where the value is -inf."""
+    by_id = torch.sort(ids, dim=1, stable=True).indices
     ids, values = ids.gather(1, by_id), values.gather(1, by_id)
-    order = torch.sort(values, dim=1, descending=True, stable=True).indices
+    order = torch.sort(values, dim=1, descending=True, stable=True).indices[:, :k]
     ids, values = ids.gather(1, order), values.gather(1, order)
     return ids.masked_fill(torch.isneginf(values), -1), values
-
-
-def exclusion_mask(histories: list[np.ndarray], num_items: int) -> torch.Tensor:
-    """(users, items) True at each user's history items (items past `num_items` are not in the table)."""
-    mask = torch.zeros(len(histories), num_items, dtype=torch.bool)
-    rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
-    if len(rows):
-        items = np.concatenate(histories).astype(np.int64)
-        inside = items < num_items
-        mask[torch.from_numpy(rows[inside]), torch.from_numpy(items[inside])] = True
-    return mask
 
 
 def dense_topk(logp: torch.Tensor, codes: torch.Tensor, k: int, exclude: list[np.ndarray] | None = None,
@@ -149,7 +141,7 @@ def dense_topk(logp: torch.Tensor, codes: torch.Tensor, k: int, exclude: list[np
     items = None if candidates is None else torch.as_tensor(np.asarray(candidates, dtype=np.int64))
     scores = item_scores(logp, codes if items is None else codes[items])
     if exclude is not None:
-        mask = exclusion_mask(exclude, len(codes))
+        mask = exclusion_mask(exclude, len(scores), len(codes))
         scores = scores.masked_fill(mask if items is None else mask[:, items], NEG_INF)
     return top_items(scores, k, items)
 
@@ -168,17 +160,11 @@ def trie_beam_search(logp: torch.Tensor, trie: CodeTrie, beams: int, k: int,
         step = logp[:, position, : level.size]
         total = (score[:, :, None] + step[:, None, :]).masked_fill(children < 0, NEG_INF)
         if position == len(trie.levels) - 1 and exclude is not None:
-            banned = exclusion_mask(exclude, trie.num_items)
+            banned = exclusion_mask(exclude, users, trie.num_items)
             total = total.masked_fill(banned.gather(1, children.clamp(min=0).reshape(users, -1)).reshape(total.shape),
                                       NEG_INF)
         width = min(beams, total[0].numel())
         score, flat = torch.topk(total.reshape(users, -1), width, dim=1)
         nodes = children.reshape(users, -1).gather(1, flat)
         nodes = nodes.masked_fill(torch.isneginf(score), 0)  # dead beams point at a valid node, scored -inf
-    ids = nodes.masked_fill(torch.isneginf(score), -1)
-    keep = torch.where(ids >= 0, score, NEG_INF)
-    by_id = torch.sort(ids, dim=1, stable=True).indices
-    ids, keep = ids.gather(1, by_id), keep.gather(1, by_id)
-    order = torch.sort(keep, dim=1, descending=True, stable=True).indices
-    ids, keep = ids.gather(1, order)[:, :k], keep.gather(1, order)[:, :k]
-    return ids.masked_fill(torch.isneginf(keep), -1), keep
+    return best_first(nodes, score, k)

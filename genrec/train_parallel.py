@@ -20,8 +20,8 @@ from transformers import EarlyStoppingCallback, ProgressCallback, Trainer, Train
 from tasks.rows import windows
 
 from .data import DataError, EvalSet, leave_one_out
-from .evaluate import ranking_metrics, sample_users
-from .progress import QuietProgress
+from .evaluate import sample_users
+from .progress import QuietProgress, report_ranking
 
 log = logging.getLogger("genrec.finetune")
 
@@ -30,8 +30,7 @@ class ItemWindows(Dataset):
     """Training windows of item ids (history then target), one per row."""
 
     def __init__(self, train: list[np.ndarray], max_history: int):
-        self.rows = [np.append(history, target).astype(np.int64) for _, history, target in windows(train, max_history)
-                     if len(history)]
+        self.rows = [np.append(history, target).astype(np.int64) for _, history, target in windows(train, max_history)]
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -75,12 +74,7 @@ class ParallelTrainer(Trainer):
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict:
         top, _ = self.genrec.recommend_items(self.ranking.histories, k=20)
-        metrics = ranking_metrics(top, self.ranking.targets)
-        metrics = {f"{metric_key_prefix}_{k}": v for k, v in metrics.items() if k.endswith(("@10", "@20", "@5"))}
-        metrics["epoch"] = self.state.epoch
-        self.log(metrics)
-        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
-        return metrics
+        return report_ranking(self, top, self.ranking.targets, metric_key_prefix)
 
 
 def train_parallel(cfg, genrec, dataset, max_history: int, callbacks: list, checkpoint: Path | None = None

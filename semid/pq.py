@@ -36,9 +36,6 @@ class ProductQuantizer(nn.Module):
     def latent(self, x: torch.Tensor) -> torch.Tensor:
         return (x.float() - self.mean) @ self.rotation.T
 
-    def codebooks(self) -> list[torch.Tensor]:
-        return list(self.centroids)
-
     @torch.no_grad()
     def assign(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """codes (n, positions) and squared distances of the last part to all its codes (n, K)."""
