@@ -213,3 +213,13 @@ def plot_groups(rows: dict[str, dict], out, metric: str = "ndcg@10", title: str 
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)
+
+
+def ctr_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+    """AUC and log loss of click probabilities (CTR baselines); probabilities are clipped at 1e-7 from 0 and 1."""
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    labels, probs = np.asarray(labels), np.clip(np.asarray(probs, dtype=np.float64), 1e-7, 1 - 1e-7)
+    if len(np.unique(labels)) < 2:
+        raise DataError(f"AUC needs both labels; these {len(labels)} rows have only {np.unique(labels).tolist()}")
+    return {"auc": float(roc_auc_score(labels, probs)), "logloss": float(log_loss(labels, probs, labels=[0, 1]))}

@@ -41,6 +41,8 @@ COMMANDS = (
             "EvaluateConfig", "evaluate_command", required=("model", "data")),
     Command(("baseline", "train"), "train and save a baseline recommender on the same split", "baseline",
             "BaselineTrainConfig", "train_command", required=("method", "data", "out")),
+    Command(("baseline", "ctr"), "a CTR method (DeepFM, DCNv2, FLIP, ClickPrompt) on MovieLens: AUC and log loss",
+            "ctr", "CtrCommandConfig", "ctr_command", required=("method", "data", "out")),
     Command(("serve",), "an HTTP API over a saved model, with dynamic batching", "serve", "ServeConfig", "serve",
             required=("model",)),
     Command(("push",), "upload a saved model folder to the Hugging Face Hub", "share", "PushConfig", "push",

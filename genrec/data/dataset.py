@@ -29,7 +29,8 @@ FILES = ("items.parquet", "users.parquet", "interactions.parquet", "dataset.json
 
 @dataclass
 class RecDataset:
-    """items: item_id + text fields; users: user_id; interactions: user, item, timestamp (sorted per user)."""
+    """items: item_id + text fields; users: user_id (+ attributes where the format has them); interactions:
+    user, item, timestamp (+ rating where the format has it), sorted per user."""
 
     items: pd.DataFrame
     users: pd.DataFrame
@@ -128,6 +129,8 @@ class RecDataset:
             "item": item_of.loc[inter["item_id"]].to_numpy().astype(np.int64),
             "timestamp": inter["timestamp"].to_numpy(),
         })
+        if "rating" in inter:  # explicit feedback, where the format has it (the CTR baselines' labels)
+            frame["rating"] = inter["rating"].to_numpy()
         frame = frame.sort_values(["user", "timestamp"], kind="stable").reset_index(drop=True)
         missing = sum(not has_text(row) for row in item_frame.to_dict("records"))
         if missing:
@@ -144,8 +147,14 @@ class RecDataset:
             "item_id": self.items["item_id"].to_numpy()[rows["item"].to_numpy()],
             "timestamp": rows["timestamp"].to_numpy(),
         })
+        if "rating" in rows:
+            inter["rating"] = rows["rating"].to_numpy()
         meta = {**self.meta, "preprocessing": [*self.meta.get("preprocessing", []), note]}
-        return RecDataset._indexed(items, inter, self.name, meta)
+        dataset = RecDataset._indexed(items, inter, self.name, meta)
+        attributes = self.users.set_index("user_id")
+        if len(attributes.columns):  # user attributes follow the users that remain
+            dataset.users = dataset.users.join(attributes, on="user_id")
+        return dataset
 
     # ---- disk -----------------------------------------------------------------------------------------
 

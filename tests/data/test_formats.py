@@ -31,7 +31,13 @@ def test_movielens_100k(tmp_path):
     assert _seqs(ds) == {"1": ["20", "10"], "2": ["10"]}
     assert _item(ds, "10")["title"] == "Amélie (2001)" and list(_item(ds, "10")["categories"]) == ["Comedy"]
     assert ds.users.set_index("user_id").loc["2", "occupation"] == "other"
+    assert ds.users.set_index("user_id").loc["1", "zip_code"] == "85711"
+    ratings = {(ds.users["user_id"][u], ds.items["item_id"][i]): r
+               for u, i, r in ds.interactions[["user", "item", "rating"]].itertuples(index=False)}
+    assert ratings == {("1", "10"): 5.0, ("2", "10"): 3.0, ("1", "20"): 4.0}
     assert ds.meta["variant"] == "ml-100k"
+    kept = ds.subset(ds.interactions["user"].to_numpy() == ds.users["user_id"].tolist().index("1"), "user 1 only")
+    assert kept.users["zip_code"].tolist() == ["85711"] and sorted(kept.interactions["rating"]) == [4.0, 5.0]
 
 
 def test_movielens_1m(tmp_path):

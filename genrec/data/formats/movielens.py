@@ -1,6 +1,8 @@
 """MovieLens from GroupLens: ml-100k (`u.data`, `u.item`, `u.user`), ml-1m (`*.dat`, `::`), ml-latest(-small) csv.
 
-Every rating is an interaction (the usual implicit-feedback reading); titles and genres are the item text.
+Every rating is an interaction (the usual implicit-feedback reading), and its rating is kept beside it (the
+CTR baselines label a row by it); titles and genres are the item text; user attributes (age, gender,
+occupation, zip code) join the users table where the variant has them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from ...errors import DataError
 from ..dataset import RecDataset
 from ..io import iter_lines, read_text, require_file
 from ..text import make_item
+
+USER_FIELDS = ["user_id", "age", "gender", "occupation", "zip_code"]
 
 
 def _rows(path: Path, sep: str, width: int, encoding: str) -> list[list[str]]:
@@ -33,7 +37,12 @@ def _interactions(rows: list[list[str]], path: Path) -> pd.DataFrame:
         row = int(stamps.isna().to_numpy().argmax())
         raise DataError(f"{path}: line {row + 1}: timestamp {frame['timestamp'][row]!r} is not a number")
     frame["timestamp"] = stamps.astype("int64")
-    return frame[["user_id", "item_id", "timestamp"]]
+    ratings = pd.to_numeric(frame["rating"], errors="coerce")
+    if ratings.isna().any():
+        row = int(ratings.isna().to_numpy().argmax())
+        raise DataError(f"{path}: line {row + 1}: rating {frame['rating'][row]!r} is not a number")
+    frame["rating"] = ratings.astype("float32")
+    return frame
 
 
 def _unique(items: list[dict], path: Path) -> list[dict]:
@@ -57,7 +66,7 @@ def _load_100k(folder: Path) -> tuple[list[dict], pd.DataFrame, pd.DataFrame | N
     users = None
     if (folder / "u.user").is_file():
         rows = _rows(folder / "u.user", "|", 5, "latin-1")
-        users = pd.DataFrame([r[:4] for r in rows], columns=["user_id", "age", "gender", "occupation"])
+        users = pd.DataFrame([r[:5] for r in rows], columns=USER_FIELDS)
     return _unique(items, item_file), _interactions(_rows(data, "\t", 4, "latin-1"), data), users
 
 
@@ -67,8 +76,7 @@ def _load_1m(folder: Path) -> tuple[list[dict], pd.DataFrame, pd.DataFrame | Non
     users = None
     if (folder / "users.dat").is_file():
         rows = _rows(folder / "users.dat", "::", 5, "latin-1")
-        users = pd.DataFrame([[r[0], r[2], r[1], r[3]] for r in rows],
-                             columns=["user_id", "age", "gender", "occupation"])
+        users = pd.DataFrame([[r[0], r[2], r[1], r[3], r[4]] for r in rows], columns=USER_FIELDS)
     return _unique(items, movies), _interactions(_rows(ratings, "::", 4, "latin-1"), ratings), users
 
 
