@@ -8,6 +8,8 @@ the share of the catalogue that appears in at least one user's top 10.
 Groups, defined once here: tail users are the 20% of evaluated users with the shortest training histories
 (ties by user order); tail items are the least popular items (by training interactions) that together make
 up 20% of all training interactions; a user is in the tail-item group when their target is a tail item.
+
+CTR baselines (baselines/ctr) are scored on their own rows by `ctr_metrics`: AUC and log loss.
 """
 
 from __future__ import annotations

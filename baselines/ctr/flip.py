@@ -1,4 +1,4 @@
-"""FLIP (Li et al., RecSys'24): fine-grained alignment of an ID model (DCNv2) with a language model.
+"""FLIP (Wang et al., RecSys'24): fine-grained alignment of an ID model (DCNv2) with a language model.
 
 Pretraining, on training rows only, adds three losses:
 - field-level MLM: whole field values of the text are masked and predicted from each token's state joined with

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -33,8 +32,6 @@ from .data import FIELDS, CtrTable, FeatureVocab, check_fields
 from .flip import FlipConfig, FlipJoint, FlipPretrainer
 from .models import IdModel, IdModelConfig
 from .text import FieldTokens, TextEncoder
-
-log = logging.getLogger("genrec.baselines")
 
 TEXT_METHODS = ("flip", "flip-id", "clickprompt", "clickprompt-ctr")  # pretrained with a language model
 TEXT_AT_INFERENCE = ("flip", "clickprompt")

@@ -245,3 +245,23 @@ def test_pretraining_sees_training_rows_only_and_saved_models_predict_the_same(m
     with pytest.raises(DataError, match="differs"):
         other = CtrModel(small(method, tiny_bert, id_model={"hidden": 16}), vocab, TextEncoder.load(tiny_bert))
         other.load_pretraining(tmp_path / "run")
+
+
+def test_command_writes_model_results_and_plot(tmp_path, capsys):
+    from genrec.cli import main
+
+    movielens_like().save(tmp_path / "data")
+    out = tmp_path / "deepfm"
+    code = main(["baseline", "ctr", "--method", "deepfm", "--data", str(tmp_path / "data"), "--out", str(out),
+                 "finetune.epochs=3", "id_model.hidden=16"])
+    assert code == 0 and (out / "auc.png").stat().st_size > 0
+    import json
+
+    results = json.loads((out / "results.json").read_text())
+    assert results["rows"] == {"train": 576, "valid": 72, "test": 72}
+    model = CtrModel.from_pretrained(out)
+    test = ctr_table(RecDataset.load(tmp_path / "data")).split()["test"]
+    assert results["test"] == ctr_metrics(test.labels, model.predict(test))  # what the saved model predicts
+    assert f"test AUC {results['test']['auc']:.4f}" in capsys.readouterr().out
+    assert main(["baseline", "ctr", "--method", "dcnv2", "--data", str(tmp_path / "data"), "--out",
+                 str(tmp_path / "x"), "--pretrained", str(out)]) == 2
