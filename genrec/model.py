@@ -99,16 +99,17 @@ class BackboneConfig:
 _WORDS = re.compile(r"<[a-z]+_\d+>|\w+|[^\w\s]")
 
 
-def build_word_tokenizer(texts: list[str], semid: SemanticIdTokenizer, min_count: int = 1):
-    """A word-level tokenizer over `texts` (words and punctuation) plus every code token, for scratch models."""
+def build_word_tokenizer(texts: list[str], tokens: list[str], min_count: int = 1):
+    """A word-level tokenizer over `texts` (words and punctuation) plus `tokens` (the code tokens, or any special
+    tokens a model adds), for scratch models."""
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     counts: dict[str, int] = {}
-    codes = set(semid.all_tokens())
+    added = set(tokens)
     for text in texts:
         for word in _WORDS.findall(text.lower()):
-            if word not in codes:
+            if word not in added:
                 counts[word] = counts.get(word, 0) + 1
     words = sorted(w for w, c in counts.items() if c >= min_count)
     vocab = {token: i for i, token in enumerate([*SPECIAL.values(), *words])}
@@ -117,7 +118,7 @@ def build_word_tokenizer(texts: list[str], semid: SemanticIdTokenizer, min_count
     raw.pre_tokenizer = pre_tokenizers.Split(Regex(r"\w+|[^\w\s]"), behavior="isolated")
     raw.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, **SPECIAL)
-    tokenizer.add_tokens(semid.all_tokens())
+    tokenizer.add_tokens(list(tokens))
     return tokenizer
 
 
@@ -219,7 +220,7 @@ class GenRecModel:
                             f"{item_inputs!r}")
         parallel = head == "parallel"
         if backbone.scratch is not None:
-            tokenizer = build_word_tokenizer([] if parallel else texts or [], semid)
+            tokenizer = build_word_tokenizer([] if parallel else texts or [], semid.all_tokens())
             model = build_scratch_model(backbone.scratch, tokenizer, seed, input_dropout=not parallel)
             add_code_tokens(model, tokenizer, semid)
         else:

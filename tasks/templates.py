@@ -76,3 +76,34 @@ PREFERENCE = [
 def eval_prompts() -> dict[str, str]:
     """The fixed templates of validation and test rows, which a trained model keeps with its weights."""
     return {"seqrec": SEQREC[0]}
+
+# RecExplainer's alignment tasks (tasks/explainer.py): {user} and {item} are rendered per variant; every
+# prompt ends with "Answer:" and every completion starts with a space, so a title tokenizes the same after
+# any prompt.
+ALIGN = {
+    "next": [
+        "{user}. Which item will the recommender suggest next? Answer:",
+        "The recommender has seen {user}. What is its top recommendation? Answer:",
+        "Given {user}, name the item the recommender ranks first. Answer:",
+    ],
+    "rank": [
+        "Rank these items as the recommender would for {user}, best first, separated by |: {candidates}. Answer:",
+        "Order {candidates} the way the recommender scores them for {user} (best first, | between). Answer:",
+    ],
+    "classify": [
+        "Would the recommender suggest {item} to {user}? Answer yes or no. Answer:",
+        "Is {item} among the recommender's likely picks for {user}? Yes or no? Answer:",
+        "Does the recommender think {user} would like {item}? Answer yes or no. Answer:",
+    ],
+    "history": [
+        "Which items has {user} interacted with? List them, separated by |. Answer:",
+        "Recall the history of {user}, items separated by |. Answer:",
+    ],
+    "item:title": ["What is the title of {item}? Answer:", "Name {item}. Answer:"],
+    "item:categories": ["Which categories does {item} belong to? Answer:", "What kind of item is {item}? Answer:"],
+    "item:brand": ["Which brand makes {item}? Answer:", "Who is the brand of {item}? Answer:"],
+    "item:from_categories": ["Name an item in the categories {categories}. Answer:",
+                             "Give the title of an item that belongs to {categories}. Answer:"],
+}
+EXPLAIN = ("{user}. The recommender {decision} {item}. Explain, from the user's history, why it would "
+           "{verdict} recommend this item. Answer:")

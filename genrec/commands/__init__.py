@@ -43,6 +43,12 @@ COMMANDS = (
             "BaselineTrainConfig", "train_command", required=("method", "data", "out")),
     Command(("baseline", "ctr"), "a CTR method (DeepFM, DCNv2, FLIP, ClickPrompt) on MovieLens: AUC and log loss",
             "ctr", "CtrCommandConfig", "ctr_command", required=("method", "data", "out")),
+    Command(("baseline", "recexplainer"), "RecExplainer: align an LLM with a saved recommender, measure how well "
+            "it imitates it", "explain", "RecExplainerCommandConfig", "recexplainer_command",
+            required=("data", "target", "out")),
+    Command(("explain",), "a saved RecExplainer's account of one recommendation: the recommender's decision, "
+            "the surrogate's yes / no and explanation", "explain", "ExplainConfig", "explain",
+            required=("model", "history", "item")),
     Command(("serve",), "an HTTP API over a saved model, with dynamic batching", "serve", "ServeConfig", "serve",
             required=("model",)),
     Command(("push",), "upload a saved model folder to the Hugging Face Hub", "share", "PushConfig", "push",
