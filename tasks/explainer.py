@@ -70,11 +70,16 @@ class Renderer:
         title = f'"{self.titles[item]}"'
         return {"B": title, "I": ITEM_TOKEN, "H": f"{ITEM_TOKEN} {title}"}[self.variant]
 
+    def take_items(self) -> list[int]:
+        """The items of the `<item>` tokens written since the last call, in order."""
+        items, self.items = self.items, []
+        return items
+
     def row(self, prompt: str, completion: str, task: str, template: int, target: int, user: int = -1,
             history: np.ndarray | None = None, candidates: np.ndarray | None = None) -> dict:
         """`candidates`: a `rank` row's items in the recommender's order."""
         row = make_row(prompt, " " + completion, task, template, target, user, history)
-        row["items"], self.items = self.items, []
+        row["items"] = self.take_items()
         row["candidates"] = [int(i) for i in (candidates if candidates is not None else [])]
         return row
 
@@ -83,12 +88,11 @@ def explain_prompts(renderer: Renderer, history: np.ndarray, item: int, recommen
     """The two questions `genrec explain` asks, each with the items of its `<item>` tokens: the `classify`
     evaluation prompt (yes / no), then why the recommender decided as it did."""
     question = T.ALIGN["classify"][0].format(user=renderer.user(history), item=renderer.item(item))
-    yes_no, renderer.items = (question, renderer.items), []
+    yes_no = (question, renderer.take_items())
     why = T.EXPLAIN.format(user=renderer.user(history), item=renderer.item(item),
                            decision="recommends" if recommended else "does not recommend",
                            verdict="" if recommended else "not").replace("  ", " ")
-    pair, renderer.items = [yes_no, (why, renderer.items)], []
-    return pair
+    return [yes_no, (why, renderer.take_items())]
 
 
 def _template(task: str, rng: np.random.Generator | None) -> int:

@@ -26,6 +26,7 @@ from genrec.finetune import FiniteLoss, JsonlLog
 from genrec.model import BackboneConfig, LoraSettings
 from genrec.progress import QuietProgress
 from tasks.explainer import VARIANTS, AlignTaskConfig, item_rows, user_rows
+from tasks.templates import EXPLAIN
 
 from ..sequential import SequentialRecommender
 from .infer import AlignEvalConfig, alignment_metrics
@@ -153,7 +154,7 @@ def align(dataset: RecDataset, split: Split, recommender: SequentialRecommender,
           out: Path) -> tuple[Explainer, dict]:
     """Train the surrogate on the recommender's labels; (surrogate, summary with the alignment metrics)."""
     train_rows, eval_rows = alignment_data(dataset, split, recommender, cfg)
-    texts = [*train_rows["prompt"], *train_rows["completion"], *(r["prompt"] for r in eval_rows)]
+    texts = [*train_rows["prompt"], *train_rows["completion"], *(r["prompt"] for r in eval_rows), EXPLAIN]
     explainer = Explainer.create(cfg.backbone, recommender, cfg.variant, dataset.titles(),
                                  list(dataset.items["item_id"]), texts, cfg.train.seed)
     before = {k: v.clone() for k, v in recommender.model.state_dict().items()}

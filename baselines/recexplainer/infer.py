@@ -31,11 +31,13 @@ class TitleTrie:
     def __init__(self, explainer: Explainer):
         self.end = explainer.tokenizer.eos_token_id
         self.root: dict = {}
+        self.depth = 0  # tokens in the longest title, end included
         for item, title in enumerate(explainer.titles):
-            node = self.root
-            for token in explainer.encode(" " + title):
+            node, tokens = self.root, explainer.encode(" " + title)
+            for token in tokens:
                 node = node.setdefault(token, {})
             node.setdefault(self.end, []).append(item)
+            self.depth = max(self.depth, len(tokens) + 1)
 
 
 @torch.no_grad()
@@ -57,14 +59,14 @@ def continuation_logprobs(explainer: Explainer, prompt_embeds: torch.Tensor, con
 
 
 @torch.no_grad()
-def title_beam_search(explainer: Explainer, prompt_embeds: torch.Tensor, trie: TitleTrie, beams: int,
-                      max_steps: int = 64) -> list[tuple[float, list[int]]]:
+def title_beam_search(explainer: Explainer, prompt_embeds: torch.Tensor, trie: TitleTrie,
+                      beams: int) -> list[tuple[float, list[int]]]:
     """The `beams` likeliest complete titles after the prompt, best first: (log-probability, items titled so)."""
     lm = explainer.lm
     out = lm(inputs_embeds=prompt_embeds, use_cache=True)
     cache, logp = out.past_key_values, torch.log_softmax(out.logits[:, -1].float(), -1)
     live, finished = [(0.0, trie.root)], []
-    for _ in range(max_steps):
+    for _ in range(trie.depth):
         candidates = [(score + float(logp[b, token]), b, token, child)
                       for b, (score, node) in enumerate(live) for token, child in node.items()]
         candidates.sort(key=lambda c: -c[0])
