@@ -179,14 +179,16 @@ def add_code_tokens(model, tokenizer, semid: SemanticIdTokenizer) -> list[int]:
 
 
 def apply_lora(model, settings: LoraSettings, code_token_ids: list[int]):
-    """LoRA adapters plus trainable code-token rows in the input embedding and an untied output head."""
+    """LoRA adapters plus trainable code-token rows in the input embedding and an untied output head (none when
+    `code_token_ids` is empty)."""
     from peft import LoraConfig, get_peft_model
 
     tied = model.get_output_embeddings() is None or (
         model.get_output_embeddings().weight.data_ptr() == model.get_input_embeddings().weight.data_ptr())
     indices = {"embed_tokens": code_token_ids} if tied else {"embed_tokens": code_token_ids, "lm_head": code_token_ids}
     config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
-                        target_modules=settings.target_modules, trainable_token_indices=indices, task_type="CAUSAL_LM")
+                        target_modules=settings.target_modules, trainable_token_indices=indices if code_token_ids
+                        else None, task_type="CAUSAL_LM")
     return get_peft_model(model, config)
 
 

@@ -95,6 +95,11 @@ def explain_prompts(renderer: Renderer, history: np.ndarray, item: int, recommen
     return [yes_no, (why, renderer.take_items())]
 
 
+def top_count(new_items: int, share: float) -> int:
+    """How many of the recommender's best new items count as its picks (at least one): the `classify` rule."""
+    return max(1, int(round(share * new_items)))
+
+
 def _template(task: str, rng: np.random.Generator | None) -> int:
     return 0 if rng is None else int(rng.integers(len(T.ALIGN[task])))
 
@@ -133,8 +138,7 @@ def user_rows(users: np.ndarray, histories: list[np.ndarray], scores: np.ndarray
                                    history, ranked))
         if "classify" in cfg.tasks:
             positive = rng.random() < 0.5
-            top = max(1, int(round(cfg.positive_share * len(order))))
-            bottom = max(1, int(round(cfg.negative_share * len(order))))
+            top, bottom = top_count(len(order), cfg.positive_share), top_count(len(order), cfg.negative_share)
             item = int(rng.choice(order[:top] if positive else order[-bottom:]))
             k = _template("classify", pick)
             prompt = T.ALIGN["classify"][k].format(user=render.user(history), item=render.item(item))

@@ -8,7 +8,6 @@ catalogue), the next `eval_users` the evaluation rows. A user's history is their
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,8 +30,6 @@ from tasks.templates import EXPLAIN
 from ..sequential import SequentialRecommender
 from .infer import AlignEvalConfig, alignment_metrics
 from .model import Explainer
-
-log = logging.getLogger("genrec.baselines.recexplainer")
 
 
 @dataclass

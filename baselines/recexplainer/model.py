@@ -20,7 +20,7 @@ from torch import nn
 from genrec.atomic import mark
 from genrec.data import DataError
 from genrec.errors import describe
-from genrec.model import BackboneConfig, build_scratch_model, build_word_tokenizer
+from genrec.model import BackboneConfig, apply_lora, build_scratch_model, build_word_tokenizer
 from genrec.sources import load_pretrained
 from tasks.explainer import ITEM_TOKEN, USER_TOKEN, VARIANTS
 
@@ -70,11 +70,7 @@ class Explainer:
             if tokenizer.pad_token is None:
                 tokenizer.pad_token = tokenizer.eos_token
             if backbone.lora is not None:  # <user> and <item> rows are never read (connectors replace them)
-                from peft import LoraConfig, get_peft_model
-
-                lora = backbone.lora
-                lm = get_peft_model(lm, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                                                   target_modules=lora.target_modules, task_type="CAUSAL_LM"))
+                lm = apply_lora(lm, backbone.lora, [])
         torch.manual_seed(seed)
         connectors = Connectors(recommender.model.cfg.hidden, lm.config.hidden_size)
         return cls(lm, tokenizer, recommender, connectors, variant, backbone, titles, item_ids)

@@ -14,7 +14,7 @@ from baselines.methods import load as load_recommender
 from baselines.recexplainer.align import RecExplainerConfig, align
 from baselines.recexplainer.infer import generate_text, says_yes
 from baselines.recexplainer.model import Explainer
-from tasks.explainer import AlignTaskConfig, Renderer, explain_prompts
+from tasks.explainer import AlignTaskConfig, Renderer, explain_prompts, top_count
 
 from ..atomic import atomic_file, check_output, mark
 from ..data import MAX_HISTORY, DataError, RecDataset, leave_one_out
@@ -72,7 +72,7 @@ def explain(cfg: ExplainConfig) -> int:
     candidates = len(scores) - len(np.unique(history))
     tasks = explainer.info.get("tasks", {})
     share = tasks.get("positive_share", AlignTaskConfig.positive_share)
-    recommended = rank <= max(1, round(share * candidates))
+    recommended = rank <= top_count(candidates, share)
     render = Renderer(explainer.titles, explainer.variant, tasks.get("shown_history", AlignTaskConfig.shown_history))
     (question, items), (why, why_items) = explain_prompts(render, history, item, recommended)
     yes, p_yes = says_yes(explainer, explainer.prompt_embeds(question, history, items))
