@@ -31,6 +31,7 @@ from tasks.rows import as_chat
 from .atomic import check_output, mark
 from .data import MAX_HISTORY, DataError, RecDataset
 from .model import BackboneConfig, GenRecModel, Head
+from .parallel import LOSSES
 from .progress import QuietProgress, report_ranking
 from .train_parallel import train_parallel
 
@@ -66,6 +67,8 @@ class FinetuneConfig:
     history_head: Literal["codes", "full"] = "codes"  # history-loss targets scored over the code tokens or all
     head: Head = "autoregressive"  # LC-Rec's next-code generation, or RPG's parallel semantic-ID head
     item_inputs: Literal["mean", "sum"] = "mean"  # parallel head: an input item is the mean or sum of its code rows
+    parallel_loss: Literal["codes", "items"] = "codes"  # parallel head: each code's cross-entropy (RPG) or the item's
+    group_by_length: bool = False  # parallel head: batches of windows of similar length (less padding, faster)
     report_to: str | list[str] = "none"  # experiment tracking: none, tensorboard, wandb, trackio (or a list)
     run_name: str | None = None    # the run's name in the tracker (default: the output folder's name)
     resume: bool = False           # continue from the newest complete checkpoint of this configuration
@@ -74,6 +77,10 @@ class FinetuneConfig:
     def __post_init__(self):
         if isinstance(self.backbone, dict):
             self.backbone = BackboneConfig(**self.backbone)
+        if self.parallel_loss not in LOSSES:
+            raise DataError(f"finetune.parallel_loss must be one of {', '.join(LOSSES)}, not {self.parallel_loss!r}")
+        if self.group_by_length and self.head != "parallel":
+            raise DataError("finetune.group_by_length applies to head: parallel (item windows), not to SFT rows")
         if self.history_head not in ("codes", "full"):
             raise DataError(f"finetune.history_head must be 'codes' or 'full', not {self.history_head!r}")
         trackers = [self.report_to] if isinstance(self.report_to, str) else list(self.report_to)

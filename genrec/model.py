@@ -115,7 +115,8 @@ def build_word_tokenizer(texts: list[str], tokens: list[str], min_count: int = 1
     vocab = {token: i for i, token in enumerate([*SPECIAL.values(), *words])}
     raw = Tokenizer(models.WordLevel(vocab, unk_token=SPECIAL["unk_token"]))
     raw.normalizer = normalizers.Lowercase()
-    raw.pre_tokenizer = pre_tokenizers.Split(Regex(r"\w+|[^\w\s]"), behavior="isolated")
+    raw.pre_tokenizer = pre_tokenizers.Sequence(  # spaces split words and are dropped, not kept as <unk> pieces
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Split(Regex(r"\w+|[^\w\s]"), behavior="isolated")])
     raw.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, **SPECIAL)
     tokenizer.add_tokens(list(tokens))
@@ -394,7 +395,8 @@ class GenRecModel:
                             for level in range(self.semid.num_levels)]
             self._net = ParallelNet(self._decoder(), self.head,
                                     torch.from_numpy(self.semid.codes), level_tokens, self.tokenizer.pad_token_id,
-                                    self.info.get("item_inputs", "mean"), dropout)
+                                    self.info.get("item_inputs", "mean"), dropout,
+                                    self.info.get("parallel_loss", "codes"))
         return self._net
 
     def _decoder(self):

@@ -11,6 +11,8 @@ a dense (users x items) score table, `trie_beam_search` walks the code trie with
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from torch import nn
@@ -19,6 +21,7 @@ from .decode import CodeTrie, exclusion_mask
 
 NEG_INF = float("-inf")
 TEMPERATURE = 0.07  # RPG's
+LOSSES = ("codes", "items")
 DENSE_CELLS = 1 << 25  # users x items per dense scoring chunk (128 MB of float32)
 
 
@@ -47,8 +50,11 @@ class ParallelNet(nn.Module):
     """
 
     def __init__(self, decoder: nn.Module, head: ParallelHead, codes: torch.Tensor, level_tokens: list[torch.Tensor],
-                 pad_id: int, reduce: str = "mean", dropout: float = 0.0):
+                 pad_id: int, reduce: str = "mean", dropout: float = 0.0, loss: str = "codes"):
         super().__init__()
+        if loss not in LOSSES:
+            raise ValueError(f"the parallel head's loss must be one of {', '.join(LOSSES)}, not {loss!r}")
+        self.loss = loss
         self.decoder, self.head = decoder, head
         width = max(len(t) for t in level_tokens)
         table = torch.full((len(level_tokens), width), pad_id, dtype=torch.long)
@@ -81,22 +87,76 @@ class ParallelNet(nn.Module):
         inputs = self.dropout(self.item_inputs(items))
         return self.decoder(inputs_embeds=inputs, attention_mask=mask, position_ids=positions).last_hidden_state
 
-    def log_probs(self, states: torch.Tensor) -> torch.Tensor:
-        """(n, hidden) -> (n, positions, width): log-softmax over each position's codes (-inf past its size)."""
+    def code_logits(self, states: torch.Tensor) -> torch.Tensor:
+        """(n, hidden) -> (n, positions, width) float32: scaled cosines with each position's codes (-inf past
+        its size)."""
         codes = nn.functional.normalize(self.embed(self.level_tokens), dim=-1)  # (positions, width, hidden)
         logits = torch.einsum("nph,pwh->npw", self.head(states), codes) / TEMPERATURE
-        return torch.log_softmax(logits.float().masked_fill(~self.level_mask, NEG_INF), dim=-1)
+        return logits.float().masked_fill(~self.level_mask, NEG_INF)
+
+    def log_probs(self, states: torch.Tensor) -> torch.Tensor:
+        """(n, hidden) -> (n, positions, width): log-softmax over each position's codes."""
+        return torch.log_softmax(self.code_logits(states), dim=-1)
 
     def forward(self, items: torch.Tensor, targets: torch.Tensor) -> dict:
-        """Mean cross-entropy of every code of every target (-1: no target at that position)."""
+        """The loss at every target (-1: no target at that position): with `loss="codes"` (RPG's) the mean
+        cross-entropy of each of its codes; with `loss="items"` the cross-entropy of the target among all items,
+        each scored by the sum of its code logits (the ranking's own score up to a per-user constant)."""
         keep = targets >= 0
-        logp = self.log_probs(self.encode(items)[keep])
-        return {"loss": -logp.gather(-1, self.codes[targets[keep]][..., None]).mean()}
+        states, wanted = self.encode(items)[keep], targets[keep]
+        if self.loss == "items":
+            logits = self.code_logits(states).masked_fill(~self.level_mask, 0.0)
+            return {"loss": nn.functional.cross_entropy(self.item_sums(logits), wanted)}
+        logp = self.log_probs(states)
+        return {"loss": -logp.gather(-1, self.codes[wanted][..., None]).mean()}
+
+    def item_sums(self, per_code: torch.Tensor) -> torch.Tensor:
+        """(n, positions, width) -> (n, items): each item's sum over positions of its code's entry, as one sparse
+        product with the items' one-hot code matrix (an order of magnitude faster than a gather per position)."""
+        if getattr(self, "_onehot", None) is None or self._onehot[0].device != per_code.device:
+            onehot = code_onehot(self.codes, self.level_mask.shape[1])
+            self._onehot = onehot, transpose_csr(onehot)
+        return CodeSum.apply(per_code.reshape(len(per_code), -1), *self._onehot)
 
     @torch.no_grad()
     def user_log_probs(self, histories: list[np.ndarray], max_history: int) -> torch.Tensor:
         """(users, positions, width) log-probabilities of the next item's codes after each history."""
         return self.log_probs(self.encode(pad_left(histories, max_history).to(self.codes.device))[:, -1])
+
+
+def code_onehot(codes: torch.Tensor, width: int) -> torch.Tensor:
+    """(items, positions) codes -> the sparse CSR (items, positions * width) 0/1 matrix of which code each item
+    has at each position: an item's score is one row of it times the flattened code scores."""
+    items, positions = codes.shape
+    columns = (codes + torch.arange(positions, device=codes.device) * width).reshape(-1)
+    crow = torch.arange(0, items * positions + 1, positions, device=codes.device)
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": the products used here are stable
+        warnings.simplefilter("ignore")
+        return torch.sparse_csr_tensor(crow, columns, torch.ones(len(columns), device=codes.device),
+                                       (items, positions * width))
+
+
+def transpose_csr(matrix: torch.Tensor) -> torch.Tensor:
+    """The transpose of a sparse CSR matrix, itself CSR (the gradient's product needs one)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return matrix.to_sparse_coo().t().coalesce().to_sparse_csr()
+
+
+class CodeSum(torch.autograd.Function):
+    """x (n, positions * width) -> x @ onehot.T (n, items), the gradient through the transposed matrix."""
+
+    @staticmethod
+    def forward(ctx, flat: torch.Tensor, onehot: torch.Tensor, onehot_t: torch.Tensor) -> torch.Tensor:
+        ctx.onehot_t, ctx.dtype = onehot_t, flat.dtype
+        with torch.autocast(flat.device.type, enabled=False):  # in the matrix's precision, also under bf16
+            return (onehot @ flat.to(onehot.dtype).t()).t()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        with torch.autocast(grad.device.type, enabled=False):
+            flat = ctx.onehot_t @ grad.to(ctx.onehot_t.dtype).t().contiguous()
+        return flat.t().to(ctx.dtype), None, None
 
 
 def pad_left(histories: list[np.ndarray], max_len: int) -> torch.Tensor:
@@ -112,11 +172,8 @@ def pad_left(histories: list[np.ndarray], max_len: int) -> torch.Tensor:
 
 def item_scores(logp: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
     """(users, positions, width) log-probabilities, (items, positions) codes -> (users, items): the sum over
-    positions of each item's code log-probabilities, accumulated in position order."""
-    scores = logp[:, 0, codes[:, 0]]
-    for position in range(1, codes.shape[1]):
-        scores = scores + logp[:, position, codes[:, position]]
-    return scores
+    positions of each item's code log-probabilities, as one sparse product."""
+    return (code_onehot(codes, logp.shape[2]) @ logp.reshape(len(logp), -1).t()).t().contiguous()
 
 
 def top_items(scores: torch.Tensor, k: int, items: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 from transformers import EarlyStoppingCallback, ProgressCallback, Trainer, TrainingArguments
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from tasks.rows import windows
 
@@ -57,6 +58,16 @@ class ParallelTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.genrec, self.ranking = genrec, ranking
 
+    def _get_train_sampler(self, train_dataset=None):
+        """With `group_by_length`, random batches of windows of similar length (transformers'
+        LengthGroupedSampler): padding to each batch's longest window then costs little, where random batches
+        pad most rows to `max_history`."""
+        if self.args.train_sampling_strategy != "group_by_length":
+            return super()._get_train_sampler(train_dataset)
+        rows = train_dataset if train_dataset is not None else self.train_dataset
+        return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                                    lengths=[len(row) for row in rows.rows])
+
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         """Checkpoints hold the trained weights only (all of a scratch model; LoRA, code rows and head of a
         pretrained one), not a frozen base model's copy; loading them back is non-strict in the Trainer."""
@@ -85,7 +96,7 @@ def train_parallel(cfg, genrec, dataset, max_history: int, callbacks: list, chec
     split = leave_one_out(dataset, max_history)
     rows = ItemWindows(split.train, max_history)
     valid = sample_users(split.valid, cfg.eval_users, cfg.seed)
-    genrec.info["max_history"] = max_history
+    genrec.info.update(max_history=max_history, parallel_loss=cfg.parallel_loss)
     log.info("parallel head: %d training windows, %d validation users", len(rows), len(valid))
     args = TrainingArguments(
         output_dir=str(Path(cfg.out) / "checkpoints"), num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
@@ -97,6 +108,7 @@ def train_parallel(cfg, genrec, dataset, max_history: int, callbacks: list, chec
         report_to=cfg.report_to, run_name=cfg.run_name or Path(cfg.out).name,
         dataloader_pin_memory=torch.cuda.is_available(), seed=cfg.seed, data_seed=cfg.seed, bf16=cfg.bf16,
         remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=False,
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
     )
     if cfg.gradient_checkpointing:  # the trainer's switch needs a transformers model; the net wraps one
         genrec.model.gradient_checkpointing_enable()

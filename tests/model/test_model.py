@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from genrec.data import DataError
-from genrec.model import BackboneConfig, GenRecModel, LoraSettings, ScratchConfig, add_code_tokens
+from genrec.model import BackboneConfig, GenRecModel, LoraSettings, ScratchConfig, add_code_tokens, build_word_tokenizer
 from genrec.sources import load_pretrained
 from tests.tiny_lm import SPECIAL, save_tiny_lm
 
@@ -26,6 +26,13 @@ def test_code_tokens_resize_tied_and_untied(tmp_path, world, tied):
     assert model.get_output_embeddings().weight.shape[0] == rows and max(ids) == rows - 1
     assert (model.get_input_embeddings().weight.data_ptr() == model.get_output_embeddings().weight.data_ptr()) == tied
     assert tokenizer.convert_ids_to_tokens(ids[:2]) == ["<a_0>", "<a_1>"]
+
+
+def test_the_word_tokenizer_gives_one_piece_per_word_and_none_per_space():
+    tokenizer = build_word_tokenizer(["The user bought soap, then a brush."], ["<a_1>", "<b_2>"])
+    pieces = tokenizer.convert_ids_to_tokens(tokenizer("the user  bought <a_1><b_2>, then soap!")["input_ids"])
+    assert pieces == ["the", "user", "bought", "<a_1>", "<b_2>", ",", "then", "soap", tokenizer.unk_token]
+    assert tokenizer.decode(tokenizer("a brush")["input_ids"]) == "a brush"
 
 
 def test_padded_vocabulary_is_never_shrunk(tmp_path, world):

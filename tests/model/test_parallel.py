@@ -10,7 +10,7 @@ from genrec.config import load_config
 from genrec.decode import CodeTrie
 from genrec.finetune import FinetuneConfig, finetune
 from genrec.model import HEAD_FILE, BackboneConfig, GenRecModel
-from genrec.parallel import dense_topk, item_scores, trie_beam_search
+from genrec.parallel import CodeSum, code_onehot, dense_topk, item_scores, transpose_csr, trie_beam_search
 
 TINY = {"scratch": {"layers": 1, "hidden": 32, "heads": 2, "kv_heads": 2, "intermediate": 64, "dropout": 0.1}}
 
@@ -111,6 +111,34 @@ def test_the_loss_is_the_mean_code_cross_entropy_at_every_target(world):
     assert torch.allclose(left_padded, net.encode(torch.tensor([[4, 5]]))[0], atol=1e-5)
 
 
+def test_the_item_loss_is_the_cross_entropy_over_every_item_scored_by_its_codes(world):
+    model = _model(world)
+    net = model.net().eval()
+    net.loss = "items"
+    items, targets = torch.tensor([[3, 7, 9], [4, 5, -1]]), torch.tensor([[7, 9, 2], [5, 8, -1]])
+    loss = net(items, targets)["loss"]
+    states = net.encode(items)
+    codes = world["semid"].codes
+    terms = []
+    for r, c in [(r, c) for r in range(2) for c in range(3) if targets[r, c] >= 0]:
+        logp = net.log_probs(states[r, c][None])[0]  # the ranking's scores: a per-user shift of the code logits
+        scores = torch.stack([sum(logp[p, int(codes[i, p])] for p in range(codes.shape[1])) for i in range(len(codes))])
+        terms.append(-torch.log_softmax(scores, 0)[targets[r, c]])
+    assert torch.allclose(loss, torch.stack(terms).mean(), atol=1e-4)
+
+
+def test_the_sparse_item_sum_has_the_gathers_gradient():
+    codes, _ = _random_world(seed=2)
+    x = torch.randn(5, 3, 5, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(5, len(codes), dtype=torch.float64)
+    gathered = sum(x[:, p, codes[:, p]] for p in range(3))
+    onehot = code_onehot(codes, 5).to(torch.float64)
+    summed = CodeSum.apply(x.reshape(5, -1), onehot, transpose_csr(onehot))
+    assert torch.allclose(summed, gathered)
+    expected = torch.autograd.grad((gathered * weights).sum(), x)[0]
+    assert torch.allclose(torch.autograd.grad((summed * weights).sum(), x)[0], expected)
+
+
 def _config(world, out, **extra):
     root = world["root"]
     raw = {"data": str(root / "data"), "semid": str(root / "semid"), "sft": str(root / "sft"), "out": str(out),
@@ -141,6 +169,16 @@ def test_parallel_finetune_learns_saves_and_reloads_the_same_ranking(world, tmp_
     assert not any(set(row) & set(h.tolist()) for row, h in zip(excluded, histories))
     beams = model.recommend(histories, k=8, exact=False, beams=world["semid"].num_items)
     assert np.array_equal(beams, items)
+
+
+def test_the_item_loss_trains_and_is_recorded(world, tmp_path):
+    finetune(_config(world, tmp_path / "m", parallel_loss="items"))
+    log = [json.loads(line) for line in (tmp_path / "m" / "train_log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in log if "loss" in r]
+    assert losses[-1] < losses[0]
+    assert GenRecModel.from_pretrained(tmp_path / "m").net().loss == "items"
+    with pytest.raises(Exception, match="parallel_loss"):
+        _config(world, tmp_path / "n", parallel_loss="both")
 
 
 def test_a_damaged_parallel_head_is_refused(world, tmp_path):
