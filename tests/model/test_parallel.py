@@ -181,6 +181,25 @@ def test_the_item_loss_trains_and_is_recorded(world, tmp_path):
         _config(world, tmp_path / "n", parallel_loss="both")
 
 
+def test_length_grouped_batches_hold_windows_of_similar_length(world, tmp_path, monkeypatch):
+    import genrec.train_parallel as train_parallel
+
+    collate, spreads = train_parallel.collate_windows, {}
+    for grouped in (False, True):
+        seen = spreads.setdefault(grouped, [])
+
+        def recording(rows, seen=seen):
+            seen.append(max(len(r) for r in rows) - min(len(r) for r in rows))
+            return collate(rows)
+
+        monkeypatch.setattr(train_parallel, "collate_windows", recording)
+        finetune(_config(world, tmp_path / str(grouped), max_steps=8, eval_steps=8, group_by_length=grouped))
+        monkeypatch.undo()
+    assert np.mean(spreads[True]) < np.mean(spreads[False]) / 2
+    with pytest.raises(Exception, match="group_by_length"):
+        FinetuneConfig(head="autoregressive", group_by_length=True)
+
+
 def test_a_damaged_parallel_head_is_refused(world, tmp_path):
     finetune(_config(world, tmp_path / "m", max_steps=8))
     (tmp_path / "m" / HEAD_FILE).write_bytes(b"not safetensors")
