@@ -4,8 +4,9 @@ Each history item enters the LM as one position, the mean (or sum) of its code t
 the hidden state at an item's position, one residual block per code position (identity at the start) gives
 that position's query; its logits are cosine similarities with the position's code-token embeddings (the same
 rows the inputs use) over a temperature. Training puts a loss at every position of the sequence, as SASRec
-does. An item's score is the sum over positions of the log-softmax of its codes, so ranking the whole
-catalogue is one gather per position plus a top-k: exact, and no decoding loop. For catalogues too large for
+does: each code's cross-entropy (RPG's) or the item's among all items. An item's score is the sum over
+positions of the log-softmax of its codes, so ranking the whole catalogue is one sparse product (the items'
+one-hot code matrix times the code scores) plus a top-k: exact, and no decoding loop. For catalogues too large for
 a dense (users x items) score table, `trie_beam_search` walks the code trie with the same scores.
 """
 
