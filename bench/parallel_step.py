@@ -79,9 +79,9 @@ def main() -> None:
         (-logp.gather(-1, net.codes[wanted][..., None]).mean()).backward()
 
     def head_logits():
-        net.code_logits(states).masked_fill(~net.level_mask, 0.0).sum().backward()
+        net.code_logits(states).sum().backward()
 
-    per_code = net.code_logits(states).masked_fill(~net.level_mask, 0.0).detach().requires_grad_()
+    per_code = net.code_logits(states).detach().requires_grad_()
 
     def sparse_sums():
         nn.functional.cross_entropy(net.item_sums(per_code), wanted).backward()
@@ -106,7 +106,7 @@ def main() -> None:
         logp = net.user_log_probs(histories[: out["targets"]], model.max_history)
         codes = net.codes
         out["seconds"][f"item sums of {len(logp)} users: sparse product"] = timed(
-            lambda: net.item_sums(logp.masked_fill(~net.level_mask, 0.0)), args.repeats)
+            lambda: net.item_sums(logp), args.repeats)
         out["seconds"][f"item sums of {len(logp)} users: gather per position"] = timed(
             lambda: gather_sums(logp, codes), args.repeats)
     for name, seconds in out["seconds"].items():

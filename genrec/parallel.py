@@ -105,9 +105,8 @@ class ParallelNet(nn.Module):
         each scored by the sum of its code logits (the ranking's own score up to a per-user constant)."""
         keep = targets >= 0
         states, wanted = self.encode(items)[keep], targets[keep]
-        if self.loss == "items":
-            logits = self.code_logits(states).masked_fill(~self.level_mask, 0.0)
-            return {"loss": nn.functional.cross_entropy(self.item_sums(logits), wanted)}
+        if self.loss == "items":  # the product reads only each item's own codes, never the -inf past a size
+            return {"loss": nn.functional.cross_entropy(self.item_sums(self.code_logits(states)), wanted)}
         logp = self.log_probs(states)
         return {"loss": -logp.gather(-1, self.codes[wanted][..., None]).mean()}
 
