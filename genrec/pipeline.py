@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import resource
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -34,6 +33,7 @@ from .data import DataConfig, DataError, RecDataset, leave_one_out, load_dataset
 from .evaluate import TABLE_KEYS, EvalOptions, PopularityRecommender, evaluate, metrics_table, plot_groups
 from .finetune import FinetuneConfig, finetune, resumable_checkpoint
 from .fusion import fuse
+from .memory import peak_rss_mb, reset_peak
 from .model import GenRecModel
 
 log = logging.getLogger("genrec.pipeline")
@@ -78,6 +78,16 @@ class RunConfig:
         return Path(self.run_dir or f"runs/{self.name}")
 
 
+def training_line(timings: dict[str, dict]) -> str:
+    """'training: genrec 23.4 min, peak 1,850 MB; sasrec ...' for the run's report."""
+    parts = []
+    for name, cost in timings.items():
+        minutes = f"{cost['train_seconds'] / 60:.1f} min" if cost.get("train_seconds") is not None else "time unknown"
+        peak = f", peak {cost['peak_rss_mb']:,} MB" if cost.get("peak_rss_mb") is not None else ""
+        parts.append(f"{name} {minutes}{peak}")
+    return "training (wall time, peak resident memory): " + "; ".join(parts)
+
+
 def _digest(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -95,6 +105,10 @@ class Run:
         self.hashes: dict[str, str] = {}
         self.stage_started = time.perf_counter()
 
+    def _start_stage(self) -> None:
+        self.stage_started = time.perf_counter()
+        reset_peak()
+
     def _cached(self, stage: str, key: str, required: str) -> bool:
         """Remember the stage's key (the next stages hash it); True when its output was made with that key."""
         self.hashes[stage] = key
@@ -106,14 +120,16 @@ class Run:
         log.info("%s: cached", stage)
         return True
 
-    def _stage_seconds(self, stage: str) -> float | None:
-        return json.loads((self.root / stage / "stage.json").read_text()).get("seconds")
+    def _stage_cost(self, stage: str) -> dict:
+        """The stage's wall time and peak memory, as recorded when it ran (possibly in an earlier process)."""
+        record = json.loads((self.root / stage / "stage.json").read_text())
+        return {"train_seconds": record.get("seconds"), "peak_rss_mb": record.get("peak_rss_mb")}
 
     def _record(self, folder: Path, key: str) -> None:
-        """Mark a stage done, with its wall time and the process's peak memory so far (what bench/quality reports)."""
+        """Mark a stage done, with its wall time and peak memory (the stage's own on Linux; what bench/quality
+        reports)."""
         (folder / "stage.json").write_text(json.dumps({
-            "key": key, "seconds": round(time.perf_counter() - self.stage_started, 1),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
+            "key": key, "seconds": round(time.perf_counter() - self.stage_started, 1), "peak_rss_mb": peak_rss_mb()}))
 
     def stage_data(self) -> None:
         key = _digest(asdict(self.cfg.data))
@@ -195,11 +211,11 @@ class Run:
             models["popularity"] = PopularityRecommender(splits.train, dataset.num_items)
         if "markov" in self.cfg.baselines:
             models["markov chain"] = MarkovRecommender(splits.train, dataset.num_items)
-        train_seconds = {"genrec": self._stage_seconds("model")}
+        timings = {"genrec": self._stage_cost("model")}
         sasrec = SequentialRecommender.from_pretrained(self.root / "sasrec") if self.cfg.needs_sasrec() else None
         if "sasrec" in self.cfg.baselines:
             models["sasrec"] = sasrec
-            train_seconds["sasrec"] = self._stage_seconds("sasrec")
+            timings["sasrec"] = self._stage_cost("sasrec")
         fusion = {}
         if self.cfg.fusion == "sasrec":
             log.info("fusion: choosing the weight of genrec + sasrec on %d validation users", len(splits.valid))
@@ -212,11 +228,11 @@ class Run:
         write_model_card(self.root / "model", results)  # the card shows the run's numbers
         with atomic_folder(folder) as tmp:
             (tmp / "metrics.json").write_text(json.dumps(results, indent=2))  # metrics only: runs compare byte for byte
-            timings = {name: {"train_seconds": seconds} for name, seconds in train_seconds.items()}
             (tmp / "timings.json").write_text(json.dumps(timings, indent=2))
             sample = f", a random sample of {options['users']} users" if options["users"] else ""
             sample += ", seen items excluded" if options["exclude_history"] else ""
-            (tmp / "metrics.md").write_text(f"{self.cfg.name}, {options['split']} split{sample}\n\n{table}\n")
+            (tmp / "metrics.md").write_text(f"{self.cfg.name}, {options['split']} split{sample}\n\n{table}\n\n"
+                                            f"{training_line(timings)}\n")
             plot_groups(results, tmp / "metrics.png", title=f"{self.cfg.name}, {options['split']} split{sample}")
             self._record(tmp, key)
         return results
@@ -231,8 +247,8 @@ class Run:
             (self.root / "recipe.json").write_text(json.dumps(asdict(self.cfg), indent=2))
             for stage in STAGES[:-1]:
                 log.info("== %s ==", stage)
-                self.stage_started = time.perf_counter()
+                self._start_stage()
                 getattr(self, f"stage_{stage}")()
             log.info("== results ==")
-            self.stage_started = time.perf_counter()
+            self._start_stage()
             return self.stage_results()

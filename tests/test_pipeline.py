@@ -58,7 +58,14 @@ def test_run_caches_stages_and_reruns_only_what_changed(tmp_path, caplog, capsys
     assert main(["run", str(RECIPES / "quickstart-lcrec.yaml"), *overrides]) == 0
     metrics = json.loads((tmp_path / "run" / "results" / "metrics.json").read_text())
     assert set(metrics) == {"genrec", "popularity", "markov chain"} and metrics["genrec"]["validity"] == 1.0
-    assert "| genrec |" in (tmp_path / "run" / "results" / "metrics.md").read_text()
+    report = (tmp_path / "run" / "results" / "metrics.md").read_text()
+    assert "| genrec |" in report
+    timings = json.loads((tmp_path / "run" / "results" / "timings.json").read_text())
+    stage = json.loads((tmp_path / "run" / "model" / "stage.json").read_text())
+    assert timings["genrec"] == {"train_seconds": stage["seconds"], "peak_rss_mb": stage["peak_rss_mb"]}
+    assert stage["peak_rss_mb"] > 0
+    assert f"genrec {stage['seconds'] / 60:.1f} min, peak {stage['peak_rss_mb']:,} MB" in report
+    assert "training (wall time, peak resident memory): genrec" in capsys.readouterr().out
     assert (tmp_path / "run" / "results" / "metrics.png").read_bytes()[:4] == b"\x89PNG"
     assert _cached_stages(caplog, RECIPES / "quickstart-lcrec.yaml", overrides) == [
         "data", "semid", "sft", "model", "results"]

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..data import RecDataset, dataset_stats, format_stats, leave_one_out
 from ..evaluate import TABLE_KEYS, metrics_table
-from ..pipeline import Run, RunConfig
+from ..pipeline import Run, RunConfig, training_line
 from .codebook import summary as codebook_summary
 
 __all__ = ["RunConfig", "run", "demo", "QUICKSTART"]
@@ -20,6 +20,7 @@ QUICKSTART = Path(__file__).resolve().parents[2] / "recipes" / "quickstart.yaml"
 def run(cfg: RunConfig) -> int:
     results = Run(cfg).run()
     print(metrics_table(results, TABLE_KEYS))
+    print(_training(cfg.folder()))
     print(f"run folder: {cfg.folder()} (results/metrics.json, results/metrics.md, results/metrics.png)")
     return 0
 
@@ -40,9 +41,14 @@ def demo(cfg: RunConfig, examples: int = 3) -> int:
     split_name = cfg.evaluate.split
     print(f"\n== steps 3 and 4: {split_name} split, full ranking over {dataset.num_items:,} items ==")
     print(metrics_table(results, TABLE_KEYS))
+    print(_training(root))
     show_users(cfg, dataset, examples)
     print(f"\nrun folder: {root} (results/metrics.md, results/metrics.png, model/train_curves.png)")
     return 0
+
+
+def _training(root: Path) -> str:
+    return training_line(json.loads((root / "results" / "timings.json").read_text()))
 
 
 def show_users(cfg: RunConfig, dataset: RecDataset, count: int) -> None:

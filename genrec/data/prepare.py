@@ -16,6 +16,7 @@ class DataConfig:
     format: str = "synthetic"      # synthetic (the embedded shop), or a public format (see docs/data.md)
     path: str | None = None        # the dataset folder or main file (real formats)
     item_text: str | None = None   # item text file, where the format keeps text apart
+    title_field: str | None = None  # the item-text field holding the title, when not title/name (lcrec, p5)
     kcore: int = 0                 # iterative k-core filter (0: none)
     dedup: bool = False            # keep only the first of repeated user-item pairs
     name: str | None = None        # dataset name (default: from the path)
@@ -37,5 +38,5 @@ def load_dataset(cfg: DataConfig) -> RecDataset:
     if cfg.format == "synthetic":
         dataset = make_synthetic(cfg.synthetic)
     else:
-        dataset = load_format(cfg.format, cfg.path, cfg.item_text, name=cfg.name)
+        dataset = load_format(cfg.format, cfg.path, cfg.item_text, name=cfg.name, title_field=cfg.title_field)
     return preprocess(dataset, kcore_k=cfg.kcore, dedup=cfg.dedup)

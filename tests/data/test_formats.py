@@ -197,6 +197,24 @@ def test_p5_text_joined_by_asin(tmp_path):
     assert list(_item(ds, "X2")["categories"]) == ["Cat", "Sub"]
 
 
+def test_p5_title_from_a_named_field(tmp_path):
+    """Sports' text file has no titles, only IDGenRec's title keywords; `title_field` makes them the title."""
+    _p5(tmp_path)
+    (tmp_path / "shop_item_text.json").write_text(json.dumps({
+        "1": {"asin": "X1", "title": None, "attributes": ["Hunting"], "idgenrec_textual_id": "ghost punch"},
+        "2": {"asin": "X2", "title": None, "attributes": ["Golf"], "idgenrec_textual_id": "golf tees"},
+        "3": {"asin": "X3", "title": "kept", "attributes": None}}))
+    assert list(load_format("p5", tmp_path).items["title"]) \
+        == [None, None, "kept"]
+    ds = load_format("p5", tmp_path, title_field="idgenrec_textual_id")
+    assert list(ds.items["title"]) == ["ghost punch", "golf tees", None]  # the named field wins, even when empty
+    assert list(_item(ds, "X1")["categories"]) == ["Hunting"]
+    with pytest.raises(DataError, match="no record has a 'subtitle' field.*fields: asin, attributes"):
+        load_format("p5", tmp_path, title_field="subtitle")
+    with pytest.raises(DataError, match="only the formats with a separate item-text file"):
+        load_format("movielens", tmp_path, title_field="idgenrec_textual_id")
+
+
 def test_p5_unknown_item_and_duplicate_user(tmp_path):
     _p5(tmp_path)
     (tmp_path / "sequential_data.txt").write_text("1 2 9\n")

@@ -22,8 +22,12 @@ LOADERS = {
 }
 
 
+# the formats whose item text is a separate JSON file, whose title field can be named (`title_field`)
+TEXT_TABLE_FORMATS = ("lcrec", "p5")
+
+
 def load_format(fmt: str, path: str | Path, item_text: str | Path | None = None,
-                name: str | None = None) -> RecDataset:
+                name: str | None = None, title_field: str | None = None) -> RecDataset:
     """Read `path` (a folder, or its main file) in format `fmt` into a canonical dataset."""
     if fmt not in LOADERS:
         raise DataError(f"unknown format {fmt!r}; choose one of {', '.join(LOADERS)}")
@@ -31,4 +35,9 @@ def load_format(fmt: str, path: str | Path, item_text: str | Path | None = None,
         raise DataError(f"{path}: no such file or folder")
     if item_text is not None and not Path(item_text).is_file():
         raise DataError(f"--item-text {item_text}: no such file")
+    if title_field:
+        if fmt not in TEXT_TABLE_FORMATS:
+            raise DataError(f"title_field: only the formats with a separate item-text file take it "
+                            f"({', '.join(TEXT_TABLE_FORMATS)}), not {fmt!r}")
+        return LOADERS[fmt](path, item_text=item_text, name=name, title_field=title_field)
     return LOADERS[fmt](path, item_text=item_text, name=name)

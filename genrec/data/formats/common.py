@@ -30,8 +30,22 @@ def item_from_raw(item_id: str, raw: dict) -> dict:
                      _first(raw, _CATEGORY_KEYS), _first(raw, _BRAND_KEYS))
 
 
-def read_text_table(path: Path) -> dict[str, dict]:
-    """An item-text JSON file: an object keyed by item id, or a list of objects with an id field."""
+def read_text_table(path: Path, title_field: str | None = None) -> dict[str, dict]:
+    """An item-text JSON file: an object keyed by item id, or a list of objects with an id field.
+
+    `title_field` names the field that holds the title when the file calls it something else (Sports has no
+    titles, only IDGenRec's title-derived keywords in `idgenrec_textual_id`)."""
+    table = _read_records(path)
+    if title_field:
+        if not any(record.get(title_field) not in (None, "") for record in table.values()):
+            fields = sorted({key for record in table.values() for key in record})
+            raise DataError(f"{path}: no record has a {title_field!r} field to use as the title "
+                            f"(fields: {', '.join(fields) or 'none'})")
+        table = {key: {**record, "title": record.get(title_field)} for key, record in table.items()}
+    return table
+
+
+def _read_records(path: Path) -> dict[str, dict]:
     data = load_json(path)
     if isinstance(data, list):
         table = {}

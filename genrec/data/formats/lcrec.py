@@ -33,7 +33,8 @@ def _read_id_map(path: Path | None) -> dict[str, str]:
     return mapping
 
 
-def load_lcrec(path: str | Path, item_text: str | Path | None = None, name: str | None = None) -> RecDataset:
+def load_lcrec(path: str | Path, item_text: str | Path | None = None, name: str | None = None,
+               title_field: str | None = None) -> RecDataset:
     path = Path(path)
     folder = path.parent if path.is_file() else path
     inter_file = path if path.is_file() else find_one(folder, ["*.inter.json"], "LC-Rec interaction")
@@ -55,10 +56,14 @@ def load_lcrec(path: str | Path, item_text: str | Path | None = None, name: str 
     text_file = Path(item_text) if item_text else (
         find_one(folder, [f"{stem}.item.json"], "item", required=False)
         or discover(folder, ("*item_text.json",)))
+    if title_field and not text_file:
+        raise DataError(f"{folder}: title_field {title_field!r} given but no item-text file found")
     index_file = find_one(folder, [f"{stem}.index.json"], "index", required=False)
     codes = {str(k): v for k, v in load_json(index_file).items()} if index_file else {}
     ids = sorted(set(item_orig) | set(items) | set(codes), key=int)
-    text = align_text(ids, read_text_table(text_file), text_file, asin_of=item_orig or None) if text_file else {}
+    text = {}
+    if text_file:
+        text = align_text(ids, read_text_table(text_file, title_field), text_file, asin_of=item_orig or None)
     catalogue = items_with_text(ids, text, item_orig)
     if codes:
         for item_id, item in zip(ids, catalogue):

@@ -18,7 +18,8 @@ from ..io import find_one, iter_lines, load_json
 from .common import align_text, discover, items_with_text, read_text_table
 
 
-def load_p5(path: str | Path, item_text: str | Path | None = None, name: str | None = None) -> RecDataset:
+def load_p5(path: str | Path, item_text: str | Path | None = None, name: str | None = None,
+            title_field: str | None = None) -> RecDataset:
     path = Path(path)
     folder = path.parent if path.is_file() else path
     seq_file = path if path.is_file() else find_one(folder, ["sequential_data.txt", "*sequential*.txt"], "sequence")
@@ -49,8 +50,10 @@ def load_p5(path: str | Path, item_text: str | Path | None = None, name: str | N
     ids = sorted(set(id2item) | set(items), key=_numeric)
     text_file = Path(item_text) if item_text else discover(folder, ("*item_text.json", "*.item.json"))
     text = {}
+    if title_field and not text_file:
+        raise DataError(f"{folder}: title_field {title_field!r} given but no item-text file found")
     if text_file:
-        table = read_text_table(text_file)
+        table = read_text_table(text_file, title_field)
         text = align_text(ids, table, text_file, asin_of=id2item or None)
     catalogue = items_with_text(ids, text)  # keyed by P5 id for now, renamed below
     index_file = discover(folder, ("*.index.json",), "released semantic IDs")
