@@ -146,7 +146,10 @@ class Run:
             return
         cfg = self.cfg.sasrec
         max_history = self.cfg.tasks.max_history
-        key = _digest(asdict(cfg), max_history, self.hashes["data"])
+        # the interactions and the catalogue size only: new item text or codes keep the trained SASRec
+        data = self.root / "data"
+        key = _digest(asdict(cfg), max_history, _content_digest(str(data / "interactions.parquet")),
+                      json.loads((data / "dataset.json").read_text())["items"])
         if self._cached("sasrec", key, "model.pt"):
             return
         dataset = RecDataset.load(self.root / "data")

@@ -163,6 +163,9 @@ def test_own_sasrec_is_one_stage_for_the_baseline_and_the_collaborative_codes(tm
     _cached_stages(caplog, recipe, overrides)
     assert _cached_stages(caplog, recipe, [*overrides, "sasrec.epochs=1"]) == ["data", "semid", "sft", "model"]
     assert "sasrec" not in _cached_stages(caplog, recipe, [*overrides, "baselines=[popularity]"])
+    # SASRec reads the interactions only: a change elsewhere in the data keeps it
+    _cached_stages(caplog, recipe, overrides)
+    assert _cached_stages(caplog, recipe, [*overrides, "data.name=renamed"]) == ["sasrec"]
 
 
 def test_parallel_head_with_opq_codes_and_fusion_adds_a_row_beside_genrec(tmp_path, capsys):
