@@ -173,7 +173,7 @@ def exclusion_mask(exclude, batch: int, num_items: int) -> torch.Tensor | None:
         return exclude.bool()
     mask = torch.zeros(batch, num_items, dtype=torch.bool)
     for row, items in enumerate(exclude):
-        items = torch.as_tensor(np.asarray(items, dtype=np.int64))
+        items = torch.from_numpy(np.array(items, dtype=np.int64))  # a copy: arrays may be read-only
         mask[row, items[items < num_items]] = True
     return mask
 

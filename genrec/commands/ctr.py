@@ -4,7 +4,6 @@ validation and test rows, a results JSON and a plot of validation AUC by epoch."
 from __future__ import annotations
 
 import json
-import resource
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -17,6 +16,7 @@ from baselines.ctr.train import CtrConfig, train_ctr
 from ..atomic import atomic_file, check_output, mark
 from ..data import RecDataset
 from ..evaluate import ctr_metrics
+from ..memory import peak_rss_mb
 
 
 @dataclass
@@ -38,7 +38,7 @@ def ctr_command(cfg: CtrCommandConfig) -> int:
                 "valid": model.extra.pop("valid"),
                 "test": ctr_metrics(splits["test"].labels, model.predict(splits["test"])),
                 "train_seconds": round(seconds, 1),
-                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+                "peak_rss_mb": peak_rss_mb()}
     model.extra.update(results)
     model.save_pretrained(out)
     with atomic_file(out / "results.json") as f:

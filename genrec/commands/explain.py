@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import resource
 import time
 from dataclasses import dataclass, field
 
@@ -19,6 +18,7 @@ from tasks.explainer import AlignTaskConfig, Renderer, explain_prompts, top_coun
 from ..atomic import atomic_file, check_output, mark
 from ..data import MAX_HISTORY, DataError, RecDataset, leave_one_out
 from ..finetune import plot_curves
+from ..memory import peak_rss_mb
 
 
 @dataclass
@@ -38,7 +38,7 @@ def recexplainer_command(cfg: RecExplainerCommandConfig) -> int:
     explainer, summary = align(dataset, leave_one_out(dataset, cfg.max_history), recommender, cfg, out)
     summary.update({"target": cfg.target, "target_method": recommender.method, "data": cfg.data,
                     "seconds": round(time.perf_counter() - started, 1),
-                    "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)})
+                    "peak_rss_mb": peak_rss_mb()})
     explainer.save_pretrained(out)
     with atomic_file(out / "results.json") as f:
         f.write(json.dumps(summary, indent=2))
