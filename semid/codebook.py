@@ -50,9 +50,11 @@ class CodebookConfig:
     dead_code_threshold: float = 2.0         # codes used fewer times per batch are re-seeded
     kmeans_iters: int = 20                   # k-means iterations of the codebook initialisation
     train: RQVAETrainConfig = field(default_factory=RQVAETrainConfig)  # epochs, batch size, learning rate, ...
-    # LETTER's collaborative regularisation (rqvae only): item vectors of a trained sequential model
+    # collaborative codes: item vectors of a trained sequential model; rqvae: LETTER's contrastive term,
+    # rqkmeans / opq: quantize the text embedding next to the item's vector (see with_collaborative)
     collaborative: str | None = None         # a .npy (items, d) or a saved baseline folder; `sasrec` in genrec run
-    collaborative_weight: float = 1.0        # LETTER's alpha; best of 0.02-2.0 on Games (bench/README.md)
+    collaborative_weight: float = 1.0        # rqvae: LETTER's alpha (best of 0.02-2.0 on Games); else the
+                                             # collaborative part's norm against the text part's
     # collision handling
     uniform_mapping: bool = True             # LC-Rec's Sinkhorn step on the last level before the uniqueness step
     sinkhorn_epsilon: float = 0.003
@@ -64,9 +66,6 @@ class CodebookConfig:
         """Checked when the config is built, so a recipe fails before the embeddings are computed."""
         if self.collaborative_weight < 0:
             raise DataError(f"codebook.collaborative_weight must be >= 0, got {self.collaborative_weight}")
-        if self.collaborative and self.quantizer != "rqvae":
-            raise DataError(f"codebook.collaborative needs the rqvae quantizer, not {self.quantizer!r} "
-                            "(set codebook.collaborative=null for text-only codes)")
 
     def quantizer_spec(self) -> dict:
         spec = {"kind": self.quantizer, "levels": list(self.levels)}
@@ -111,9 +110,13 @@ def build_codebook(dataset: RecDataset, cfg: CodebookConfig, cache_dir: str | Pa
     check_embeddings(embeddings, dataset.num_items)
     embed_seconds = time.perf_counter() - start
 
-    collaborative = None
+    collaborative, joint = None, {}
     if cfg.collaborative:
-        collaborative = to_latent_width(load_item_vectors(cfg.collaborative, dataset.num_items), cfg.latent_dim)
+        vectors = load_item_vectors(cfg.collaborative, dataset.num_items)
+        if cfg.quantizer == "rqvae":
+            collaborative = to_latent_width(vectors, cfg.latent_dim)
+        else:
+            embeddings, joint = with_collaborative(embeddings, vectors, cfg.collaborative_weight)
 
     torch.manual_seed(cfg.seed)
     quantizer = build_quantizer(cfg.quantizer_spec(), dim=embeddings.shape[1])
@@ -132,7 +135,7 @@ def build_codebook(dataset: RecDataset, cfg: CodebookConfig, cache_dir: str | Pa
     level_sizes = list(cfg.levels) + ([int(codes[:, -1].max()) + 1] if codes.shape[1] > len(cfg.levels) else [])
 
     config = {"quantizer": cfg.quantizer_spec(), "embedding_dim": int(embeddings.shape[1]),
-              "template": asdict(template), "encoder": asdict(encoder), "seed": cfg.seed}
+              "template": asdict(template), "encoder": asdict(encoder), "seed": cfg.seed, **joint}
     tokenizer = SemanticIdTokenizer(codes, list(dataset.items["item_id"]), level_sizes, quantizer, config)
     usage, perplexity = level_stats(codes, level_sizes)
     stats = {
@@ -154,6 +157,21 @@ def build_codebook(dataset: RecDataset, cfg: CodebookConfig, cache_dir: str | Pa
         "seconds": round(time.perf_counter() - start, 2),
     }
     return tokenizer, stats
+
+
+def with_collaborative(text: np.ndarray, vectors: np.ndarray, weight: float) -> tuple[np.ndarray, dict]:
+    """The vector a training-free quantizer (rqkmeans, opq) codes when codes should be collaborative: each
+    item's text embedding and its collaborative vector, each scaled to unit norm, the latter then to `weight`,
+    side by side. OPQ's rotation mixes the two, so items that are close in text or consumed together share
+    codes. Also returns what `add_items` needs to code a new item from its text alone: the text width and
+    the collaborative part's mean, which stands in for the vector a new item does not have yet."""
+    def unit(x):
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+    part = unit(vectors.astype(np.float32)) * weight
+    joint = {"collaborative": {"text_dim": int(text.shape[1]), "weight": weight,
+                               "mean": [round(float(v), 6) for v in part.mean(0)]}}
+    return np.hstack([unit(text.astype(np.float32)), part]).astype(np.float32), joint
 
 
 def reference_tokenizer(dataset: RecDataset):

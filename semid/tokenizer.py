@@ -91,6 +91,7 @@ class SemanticIdTokenizer:
     @torch.no_grad()
     def add_items(self, item_ids: list[str], embeddings: np.ndarray) -> list[int]:
         """Codes for new items from their text embeddings, by the trained quantizer, without retraining.
+        A collaborative opq / rqkmeans codebook takes text embeddings too (or text + collaborative vectors).
 
         Each new item takes its quantizer codes when free; otherwise the nearest free code of the last
         quantizer level under the same prefix (and a free disambiguation code, where that level exists).
@@ -103,6 +104,14 @@ class SemanticIdTokenizer:
             raise DataError(f"items already coded: {sorted(clash)[:5]}")
         if embeddings.ndim != 2 or len(embeddings) != len(item_ids):
             raise DataError(f"embeddings of shape {embeddings.shape} for {len(item_ids)} new items")
+        joint = self.config.get("collaborative")
+        if joint and embeddings.shape[1] == joint["text_dim"]:  # no interactions yet: the catalogue's mean stands in
+            unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+            embeddings = np.hstack([unit, np.tile(np.asarray(joint["mean"], dtype=np.float32), (len(unit), 1))])
+        if embeddings.shape[1] != self.config.get("embedding_dim", embeddings.shape[1]):
+            raise DataError(f"embeddings of width {embeddings.shape[1]}; this codebook codes width "
+                            f"{self.config['embedding_dim']} (the encoder it was built with: "
+                            f"{self.config.get('encoder', {}).get('name', '?')})")
         codes, last_dist = self.quantizer.assign(torch.from_numpy(embeddings).float())
         q_levels = len(self.quantizer.levels)
         new_rows = []

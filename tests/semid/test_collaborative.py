@@ -8,6 +8,7 @@ from genrec.data import DataError, RecDataset
 from semid.codebook import CodebookConfig, build_codebook
 from semid.collaborative import contrastive_loss, load_item_vectors, to_latent_width, transition_prefix_share
 from semid.rqvae import RQVAETrainConfig
+from semid.tokenizer import SemanticIdTokenizer
 
 
 def test_contrastive_loss_by_hand():
@@ -85,8 +86,40 @@ def test_collaborative_regularisation_groups_co_consumed_items(tmp_path):
     assert purity[1.0] > purity[0.0] + 0.1, purity
 
 
-def test_collaborative_needs_the_rqvae_and_a_sane_weight():
-    with pytest.raises(DataError, match="needs the rqvae quantizer"):
-        CodebookConfig(quantizer="rqkmeans", levels=(4, 4), collaborative="cf.npy")
+def _same_cluster_agreement(codes: np.ndarray, cluster: np.ndarray) -> float:
+    """Mean share of code positions two items agree on, items of one cluster minus items of different ones."""
+    agree = (codes[:, None, :] == codes[None, :, :]).mean(-1)
+    same = (cluster[:, None] == cluster[None]) & ~np.eye(len(cluster), dtype=bool)
+    return float(agree[same].mean() - agree[cluster[:, None] != cluster[None]].mean())
+
+
+@pytest.mark.parametrize("quantizer, levels", [("opq", (8,) * 8), ("rqkmeans", (8, 8, 8))])
+def test_training_free_quantizers_code_the_collaborative_vector_beside_the_text(tmp_path, quantizer, levels):
+    """Text is noise, the collaborative vectors form 8 clusters: with them, items of one cluster share codes
+    (agreement well above other pairs'); without, they do not. New items are coded from text alone."""
+    rng = np.random.default_rng(0)
+    n = 400
+    text = rng.normal(size=(n, 16)).astype(np.float32)
+    cluster = np.arange(n) % 8
+    np.save(tmp_path / "cf.npy", rng.normal(size=(8, 8))[cluster] * 3 + rng.normal(size=(n, 8)) * 0.3)
+    dataset = RecDataset.from_records(None, pd.DataFrame({"user_id": ["u"] * n, "item_id": [f"i{k}" for k in range(n)]}), "t")
+    gain = {}
+    for weight in (0.0, 1.0):
+        cfg = CodebookConfig(quantizer=quantizer, levels=levels, uniform_mapping=False, seed=0,
+                             collaborative=str(tmp_path / "cf.npy") if weight else None, collaborative_weight=weight)
+        tokenizer, stats = build_codebook(dataset, cfg, embeddings=text)
+        assert stats["unique_codes"] == n
+        gain[weight] = _same_cluster_agreement(tokenizer.codes, cluster)
+    assert gain[1.0] > 0.1 and abs(gain[0.0]) < 0.03, gain
+    assert tokenizer.config["collaborative"]["text_dim"] == 16
+    tokenizer.save_pretrained(tmp_path / "semid")
+    loaded = SemanticIdTokenizer.from_pretrained(tmp_path / "semid")
+    new = loaded.add_items(["new1", "new2"], rng.normal(size=(2, 16)).astype(np.float32))
+    assert len({loaded.item_to_codes(i) for i in range(loaded.num_items)}) == n + 2 and new == [n, n + 1]
+    with pytest.raises(DataError, match="embeddings of width 5; this codebook codes width 24"):
+        loaded.add_items(["new3"], np.ones((1, 5), dtype=np.float32))
+
+
+def test_collaborative_weight_must_be_sane():
     with pytest.raises(DataError, match="collaborative_weight must be >= 0"):
         CodebookConfig(levels=(4, 4), collaborative_weight=-1.0)
