@@ -16,7 +16,7 @@ import torch
 from genrec.atomic import atomic_folder
 from genrec.errors import DataError
 
-from .collaborative import load_item_vectors, to_latent_width, transition_prefix_share
+from .collaborative import load_item_vectors, to_latent_width, transition_prefix_share, unit_rows
 from .collisions import collision_rate, make_unique, uniform_mapping
 from .pq import ROTATION_ITERS
 from .quantizers import build_quantizer
@@ -165,13 +165,10 @@ def with_collaborative(text: np.ndarray, vectors: np.ndarray, weight: float) -> 
     side by side. OPQ's rotation mixes the two, so items that are close in text or consumed together share
     codes. Also returns what `add_items` needs to code a new item from its text alone: the text width and
     the collaborative part's mean, which stands in for the vector a new item does not have yet."""
-    def unit(x):
-        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-    part = unit(vectors.astype(np.float32)) * weight
+    part = unit_rows(vectors) * weight
     joint = {"collaborative": {"text_dim": int(text.shape[1]), "weight": weight,
                                "mean": [round(float(v), 6) for v in part.mean(0)]}}
-    return np.hstack([unit(text.astype(np.float32)), part]).astype(np.float32), joint
+    return np.hstack([unit_rows(text), part]).astype(np.float32), joint
 
 
 def reference_tokenizer(dataset: RecDataset):

@@ -55,6 +55,12 @@ def load_item_vectors(path: str | Path, num_items: int) -> np.ndarray:
     return vectors.astype(np.float32)
 
 
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Each row scaled to unit L2 norm (all-zero rows stay zero)."""
+    x = x.astype(np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
 def to_latent_width(vectors: np.ndarray, width: int) -> np.ndarray:
     """Project onto the top `width` principal directions (centred), keeping the vectors' scale."""
     centred = vectors - vectors.mean(axis=0)

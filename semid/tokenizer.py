@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from genrec.atomic import mark
 from genrec.errors import DataError, describe
 
+from .collaborative import unit_rows
 from .quantizers import build_quantizer
 
 VERSION = 1
@@ -106,8 +107,8 @@ class SemanticIdTokenizer:
             raise DataError(f"embeddings of shape {embeddings.shape} for {len(item_ids)} new items")
         joint = self.config.get("collaborative")
         if joint and embeddings.shape[1] == joint["text_dim"]:  # no interactions yet: the catalogue's mean stands in
-            unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
-            embeddings = np.hstack([unit, np.tile(np.asarray(joint["mean"], dtype=np.float32), (len(unit), 1))])
+            mean = np.tile(np.asarray(joint["mean"], dtype=np.float32), (len(embeddings), 1))
+            embeddings = np.hstack([unit_rows(embeddings), mean])
         if embeddings.shape[1] != self.config.get("embedding_dim", embeddings.shape[1]):
             raise DataError(f"embeddings of width {embeddings.shape[1]}; this codebook codes width "
                             f"{self.config['embedding_dim']} (the encoder it was built with: "

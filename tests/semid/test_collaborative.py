@@ -102,7 +102,8 @@ def test_training_free_quantizers_code_the_collaborative_vector_beside_the_text(
     text = rng.normal(size=(n, 16)).astype(np.float32)
     cluster = np.arange(n) % 8
     np.save(tmp_path / "cf.npy", rng.normal(size=(8, 8))[cluster] * 3 + rng.normal(size=(n, 8)) * 0.3)
-    dataset = RecDataset.from_records(None, pd.DataFrame({"user_id": ["u"] * n, "item_id": [f"i{k}" for k in range(n)]}), "t")
+    inter = pd.DataFrame({"user_id": ["u"] * n, "item_id": [f"i{k}" for k in range(n)]})
+    dataset = RecDataset.from_records(None, inter, "t")
     gain = {}
     for weight in (0.0, 1.0):
         cfg = CodebookConfig(quantizer=quantizer, levels=levels, uniform_mapping=False, seed=0,
