@@ -53,8 +53,7 @@ class CodebookConfig:
     # collaborative codes: item vectors of a trained sequential model; rqvae: LETTER's contrastive term,
     # rqkmeans / opq: quantize the text embedding next to the item's vector (see with_collaborative)
     collaborative: str | None = None         # a .npy (items, d) or a saved baseline folder; `sasrec` in genrec run
-    collaborative_weight: float = 1.0        # rqvae: LETTER's alpha (best of 0.02-2.0 on Games); else the
-                                             # collaborative part's norm against the text part's
+    collaborative_weight: float = 1.0        # rqvae: LETTER's alpha; opq, rqkmeans: the item vector's norm (text: 1)
     # collision handling
     uniform_mapping: bool = True             # LC-Rec's Sinkhorn step on the last level before the uniqueness step
     sinkhorn_epsilon: float = 0.003
