@@ -34,10 +34,9 @@ def test_every_finetune_recipe_parses(recipe):
 def test_typos_fail_before_any_work():
     with pytest.raises(DataError, match="quickstart-lcrec.yaml: codebook: unknown key"):
         load_config(RunConfig, RECIPES / "quickstart-lcrec.yaml", ["codebook.levelz=[4]"])
-    with pytest.raises(DataError, match="codebook.collaborative needs the rqvae quantizer"):
-        load_config(RunConfig, RECIPES / "yelp.yaml", ["codebook.quantizer=rqkmeans"])
-    text_only = ["codebook.quantizer=rqkmeans", "codebook.collaborative=null"]
-    load_config(RunConfig, RECIPES / "yelp.yaml", text_only)
+    with pytest.raises(DataError, match="codebook.collaborative_weight must be >= 0"):
+        load_config(RunConfig, RECIPES / "yelp.yaml", ["codebook.collaborative_weight=-1"])
+    assert load_config(RunConfig, RECIPES / "yelp.yaml", ["codebook.quantizer=opq"]).codebook.collaborative == "sasrec"
 
 
 TINY = ["data.synthetic.users=150", "baselines=[popularity,markov]", "codebook.quantizer=rqkmeans",

@@ -19,8 +19,7 @@ QUICKSTART = Path(__file__).resolve().parents[2] / "recipes" / "quickstart.yaml"
 
 def run(cfg: RunConfig) -> int:
     results = Run(cfg).run()
-    print(metrics_table(results, TABLE_KEYS))
-    print(_training(cfg.folder()))
+    print(_report(results, cfg.folder()))
     print(f"run folder: {cfg.folder()} (results/metrics.json, results/metrics.md, results/metrics.png)")
     return 0
 
@@ -40,15 +39,16 @@ def demo(cfg: RunConfig, examples: int = 3) -> int:
           f"{sum(rows['valid'].values()):,} validation and {sum(rows['test'].values()):,} test rows")
     split_name = cfg.evaluate.split
     print(f"\n== steps 3 and 4: {split_name} split, full ranking over {dataset.num_items:,} items ==")
-    print(metrics_table(results, TABLE_KEYS))
-    print(_training(root))
+    print(_report(results, root))
     show_users(cfg, dataset, examples)
     print(f"\nrun folder: {root} (results/metrics.md, results/metrics.png, model/train_curves.png)")
     return 0
 
 
-def _training(root: Path) -> str:
-    return training_line(json.loads((root / "results" / "timings.json").read_text()))
+def _report(results: dict, root: Path) -> str:
+    """The metrics table and the training line, as results/metrics.md holds them."""
+    timings = json.loads((root / "results" / "timings.json").read_text())
+    return f"{metrics_table(results, TABLE_KEYS)}\n\n{training_line(timings)}"
 
 
 def show_users(cfg: RunConfig, dataset: RecDataset, count: int) -> None:
