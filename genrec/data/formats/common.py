@@ -98,6 +98,16 @@ def align_text(ids: list[str], table: dict[str, dict], path: Path, asin_of: dict
     return joined
 
 
+def read_item_text(ids: list[str], text_file: Path | None, folder: Path, title_field: str | None = None,
+                   asin_of: dict[str, str] | None = None) -> dict[str, dict]:
+    """Each id's text record from the format's item-text file (none: no text), titles from `title_field`."""
+    if not text_file:
+        if title_field:
+            raise DataError(f"{folder}: title_field {title_field!r} given but no item-text file found")
+        return {}
+    return align_text(ids, read_text_table(text_file, title_field), text_file, asin_of=asin_of)
+
+
 def items_with_text(ids: list[str], text: dict[str, dict], original: dict[str, str] | None = None) -> list[dict]:
     """Canonical items for `ids` (stored under `original[id]` when the format renumbered them)."""
     original = original or {}

@@ -14,7 +14,7 @@ import pandas as pd
 from ...errors import DataError
 from ..dataset import RecDataset
 from ..io import find_one, iter_lines, load_json
-from .common import align_text, discover, items_with_text, read_text_table
+from .common import discover, items_with_text, read_item_text
 
 
 def _read_id_map(path: Path | None) -> dict[str, str]:
@@ -56,14 +56,10 @@ def load_lcrec(path: str | Path, item_text: str | Path | None = None, name: str 
     text_file = Path(item_text) if item_text else (
         find_one(folder, [f"{stem}.item.json"], "item", required=False)
         or discover(folder, ("*item_text.json",)))
-    if title_field and not text_file:
-        raise DataError(f"{folder}: title_field {title_field!r} given but no item-text file found")
     index_file = find_one(folder, [f"{stem}.index.json"], "index", required=False)
     codes = {str(k): v for k, v in load_json(index_file).items()} if index_file else {}
     ids = sorted(set(item_orig) | set(items) | set(codes), key=int)
-    text = {}
-    if text_file:
-        text = align_text(ids, read_text_table(text_file, title_field), text_file, asin_of=item_orig or None)
+    text = read_item_text(ids, text_file, folder, title_field, asin_of=item_orig or None)
     catalogue = items_with_text(ids, text, item_orig)
     if codes:
         for item_id, item in zip(ids, catalogue):

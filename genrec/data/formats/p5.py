@@ -15,7 +15,7 @@ import pandas as pd
 from ...errors import DataError
 from ..dataset import RecDataset
 from ..io import find_one, iter_lines, load_json
-from .common import align_text, discover, items_with_text, read_text_table
+from .common import align_text, discover, items_with_text, read_item_text
 
 
 def load_p5(path: str | Path, item_text: str | Path | None = None, name: str | None = None,
@@ -49,12 +49,7 @@ def load_p5(path: str | Path, item_text: str | Path | None = None, name: str | N
 
     ids = sorted(set(id2item) | set(items), key=_numeric)
     text_file = Path(item_text) if item_text else discover(folder, ("*item_text.json", "*.item.json"))
-    text = {}
-    if title_field and not text_file:
-        raise DataError(f"{folder}: title_field {title_field!r} given but no item-text file found")
-    if text_file:
-        table = read_text_table(text_file, title_field)
-        text = align_text(ids, table, text_file, asin_of=id2item or None)
+    text = read_item_text(ids, text_file, folder, title_field, asin_of=id2item or None)
     catalogue = items_with_text(ids, text)  # keyed by P5 id for now, renamed below
     index_file = discover(folder, ("*.index.json",), "released semantic IDs")
     if index_file:
